@@ -1,0 +1,44 @@
+/*
+ * cli.h — what every `mezzo` subcommand shares.
+ *
+ * One file per command group (cmd_store.c, cmd_image.c, cmd_fs.c, ...), each
+ * exporting `int cmd_GROUP(struct cli *c, int argc, char **argv)` that returns
+ * the process exit status.  Options common to all commands are parsed by
+ * main.c before the group sees its arguments.
+ */
+#ifndef MZ_CLI_H
+#define MZ_CLI_H
+
+#include <stdbool.h>
+
+#include "../lib/error.h"
+#include "../store/store.h"
+
+struct cli {
+	const char *root; /* --root, else $MEZZO_ROOT, else /var/lib/mezzo */
+	bool json;        /* --json: machine-readable output where offered */
+	bool quiet;
+	const char *argv0; /* path of the mezzo binary (for re-exec) */
+};
+
+/* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Print "mezzo: error: <msg>" for err and return EXIT_FAIL. */
+int cli_fail(mz_error_t *err);
+/* Print a usage error with a hint to --help and return EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Open the store named by the options. */
+int cli_store(struct cli *c, mz_store **out, mz_error_t *err);
+/* True if argv[i] is -h or --help. */
+bool cli_is_help(const char *arg);
+/* Print bytes human-readably into buf. */
+const char *cli_bytes(char buf[32], long long n);
+/* Write s as a JSON string literal (with quotes) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+int cmd_store(struct cli *c, int argc, char **argv);
+int cmd_image(struct cli *c, int argc, char **argv);
+int cmd_fs(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * main.c — the `mezzo` command: global options, then one command group.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "cli.h"
+
+static const char usage_text[] =
+	"usage: mezzo [--root DIR] [--json] COMMAND ...\n"
+	"\n"
+	"mezzo runs many small isolated domains on one host, on an object store\n"
+	"that keeps identical files once on disk and once in memory.\n"
+	"\n"
+	"Commands:\n"
+	"  image    import, list, inspect and remove images (named versions)\n"
+	"  fs       mount a tree of an image or version, snapshot it, list trees\n"
+	"  store    check, gc, dedup and df of the object store\n"
+	"\n"
+	"Global options:\n"
+	"  --root DIR   store root (default $MEZZO_ROOT, else /var/lib/mezzo)\n"
+	"  --json       machine-readable output for listing commands\n"
+	"  -q, --quiet  no progress output\n"
+	"  -h, --help   this text; `mezzo COMMAND --help` for each command\n"
+	"\n"
+	"Example:\n"
+	"  mezzo image import busybox /path/to/rootfs.tar.gz\n"
+	"  mezzo fs mount busybox /mnt/a --tree a\n"
+	"  mezzo fs snapshot a a-v1\n"
+	"  mezzo fs umount /mnt/a\n"
+	"  mezzo store check\n";
+
+int cli_fail(mz_error_t *err)
+{
+	fprintf(stderr, "mezzo: error: %s\n",
+		(err && *err && (*err)->msg) ? (*err)->msg : "unknown failure");
+	return EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "mezzo %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'mezzo %s --help'.\n", cmd);
+	return EXIT_USAGE;
+}
+
+int cli_store(struct cli *c, mz_store **out, mz_error_t *err)
+{
+	return mz_store_open(c->root, out, err);
+}
+
+bool cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;
+}
+
+const char *cli_bytes(char buf[32], long long n)
+{
+	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double d = n;
+	int i = 0;
+	while (d >= 1024 && i < 4) {
+		d /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, 32, "%lld B", n);
+	else
+		snprintf(buf, 32, "%.1f %s", d, u[i]);
+	return buf;
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = {.argv0 = argv[0]};
+	mz_log_init("mezzo");
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
+			c.root = argv[++i];
+		else if (strncmp(argv[i], "--root=", 7) == 0)
+			c.root = argv[i] + 7;
+		else if (strcmp(argv[i], "--json") == 0)
+			c.json = true;
+		else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+			c.quiet = true;
+		else if (cli_is_help(argv[i])) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "mezzo: unknown option '%s'\n%s", argv[i], usage_text);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli *, int, char **);
+	} cmds[] = {
+		{"store", cmd_store},
+		{"image", cmd_image},
+		{"fs", cmd_fs},
+	};
+	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
+		if (strcmp(argv[i], cmds[k].name) == 0)
+			return cmds[k].fn(&c, argc - i, argv + i);
+	if (strcmp(argv[i], "help") == 0) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "mezzo: unknown command '%s'\n%s", argv[i], usage_text);
+	return EXIT_USAGE;
+}

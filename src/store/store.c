@@ -1,0 +1,355 @@
+/*
+ * store.c — opening the store, its catalog schema, transactions.
+ *
+ * SQLite in WAL mode is the catalog: readers never block the one writer, a
+ * transaction is atomic across a kill -9 at any point, and with
+ * synchronous=NORMAL a commit costs no fsync (mz_store_sync makes it durable
+ * when a caller's fsync asks for it).  Every process that touches the store
+ * (CLI, tree servers) opens its own connection; busy_timeout serialises writers.
+ */
+#include "storeInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/util.h"
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO meta VALUES('schema', 1), ('next_ino', 2);"
+	"CREATE TABLE IF NOT EXISTS object("
+	"  id INTEGER PRIMARY KEY,"
+	"  hash BLOB UNIQUE,"               /* NULL while private */
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  refs INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS layer("
+	"  id INTEGER PRIMARY KEY,"
+	"  parent INTEGER REFERENCES layer(id),"
+	"  kind INTEGER NOT NULL,"          /* 1 version, 2 tree */
+	"  name TEXT,"
+	"  is_image INTEGER NOT NULL DEFAULT 0,"
+	"  building INTEGER NOT NULL DEFAULT 0,"
+	"  owner_pid INTEGER NOT NULL DEFAULT 0,"
+	"  owner_start INTEGER NOT NULL DEFAULT 0,"
+	"  root_ino INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  depth INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS layer_name ON layer(kind, name) WHERE name IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS layer_parent ON layer(parent);"
+	"CREATE TABLE IF NOT EXISTS inode("
+	"  layer INTEGER NOT NULL, ino INTEGER NOT NULL,"
+	"  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+	"  nlink INTEGER NOT NULL, rdev INTEGER NOT NULL DEFAULT 0,"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,"
+	"  object INTEGER, target BLOB,"
+	"  PRIMARY KEY(layer, ino)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS inode_object ON inode(object) WHERE object IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS dentry("
+	"  layer INTEGER NOT NULL, parent INTEGER NOT NULL, name BLOB NOT NULL,"
+	"  ino INTEGER NOT NULL, type INTEGER NOT NULL,"  /* ino 0: whiteout */
+	"  PRIMARY KEY(layer, parent, name)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS xattr("
+	"  layer INTEGER NOT NULL, ino INTEGER NOT NULL, name BLOB NOT NULL,"
+	"  value BLOB NOT NULL, PRIMARY KEY(layer, ino, name)) WITHOUT ROWID;"
+	/* Refcounts are kept by the database itself, so no code path can forget. */
+	"CREATE TRIGGER IF NOT EXISTS inode_ref_ins AFTER INSERT ON inode"
+	"  WHEN NEW.object IS NOT NULL BEGIN"
+	"  UPDATE object SET refs = refs + 1 WHERE id = NEW.object; END;"
+	"CREATE TRIGGER IF NOT EXISTS inode_ref_del AFTER DELETE ON inode"
+	"  WHEN OLD.object IS NOT NULL BEGIN"
+	"  UPDATE object SET refs = refs - 1 WHERE id = OLD.object; END;"
+	"CREATE TRIGGER IF NOT EXISTS inode_ref_upd AFTER UPDATE OF object ON inode"
+	"  WHEN OLD.object IS NOT NEW.object BEGIN"
+	"  UPDATE object SET refs = refs - 1 WHERE id = OLD.object;"
+	"  UPDATE object SET refs = refs + 1 WHERE id = NEW.object; END;";
+
+const char *mz_store_default_root(const char *explicit_root)
+{
+	if (explicit_root != NULL && *explicit_root)
+		return explicit_root;
+	const char *e = getenv("MEZZO_ROOT");
+	if (e != NULL && *e)
+		return e;
+	return MZ_DEFAULT_ROOT;
+}
+
+int store_dberr(mz_store *s, mz_error_t *err, const char *what)
+{
+	int rc = sqlite3_extended_errcode(s->db);
+	int code = EIO;
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		code = EBUSY;
+	else if ((rc & 0xff) == SQLITE_FULL)
+		code = ENOSPC;
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		code = EEXIST;
+	else if ((rc & 0xff) == SQLITE_NOMEM)
+		code = ENOMEM;
+	if (s->tx_depth > 0)
+		s->tx_failed = true;
+	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+sqlite3_stmt *store_stmt(mz_store *s, const char *sql)
+{
+	size_t i;
+	for (i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql != NULL; i++) {
+		if (s->stmts[i].sql == sql) {
+			sqlite3_reset(s->stmts[i].st);
+			sqlite3_clear_bindings(s->stmts[i].st);
+			return s->stmts[i].st;
+		}
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "mezzo: internal error: bad SQL: %s: %s\n", sqlite3_errmsg(s->db), sql);
+		abort();
+	}
+	if (i < ARRAY_SIZE(s->stmts)) {
+		s->stmts[i].sql = sql;
+		s->stmts[i].st = st;
+	} else {
+		/* Cache full: a programming error (too many distinct statements). */
+		fprintf(stderr, "mezzo: internal error: statement cache full\n");
+		abort();
+	}
+	return st;
+}
+
+int store_exec(mz_store *s, const char *sql, mz_error_t *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int r = mz_error(err, EIO, "catalog: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		if (s->tx_depth > 0)
+			s->tx_failed = true;
+		return r;
+	}
+	return 0;
+}
+
+int store_step_done(mz_store *s, sqlite3_stmt *st, mz_error_t *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_dberr(s, err, what);
+	return 0;
+}
+
+static int store_make_dirs(mz_store *s, mz_error_t *err)
+{
+	int r = mkdir_p(s->root, 0700);
+	if (r < 0)
+		return mz_error_sys(err, -r, "cannot create store root %s", s->root);
+	s->root_fd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->root_fd < 0)
+		return mz_error_sys(err, errno, "cannot open store root %s", s->root);
+	if (mkdirat(s->root_fd, "objects", 0700) < 0 && errno != EEXIST)
+		return mz_error_sys(err, errno, "cannot create %s/objects", s->root);
+	s->objects_fd = openat(s->root_fd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->objects_fd < 0)
+		return mz_error_sys(err, errno, "cannot open %s/objects", s->root);
+	for (int i = 0; i < 256; i++) {
+		char d[4];
+		snprintf(d, sizeof(d), "%02x", i);
+		if (mkdirat(s->objects_fd, d, 0700) < 0 && errno != EEXIST)
+			return mz_error_sys(err, errno, "cannot create %s/objects/%s", s->root, d);
+	}
+	if (mkdirat(s->root_fd, "run", 0700) < 0 && errno != EEXIST)
+		return mz_error_sys(err, errno, "cannot create %s/run", s->root);
+	return 0;
+}
+
+int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
+{
+	mz_store *s = xcalloc(1, sizeof(*s));
+	s->root_fd = s->objects_fd = -1;
+	s->root = xstrdup(mz_store_default_root(root));
+	int r = store_make_dirs(s, err);
+	if (r < 0) {
+		mz_store_close(s);
+		return r;
+	}
+	cleanup_free char *dbpath = xasprintf("%s/catalog.db", s->root);
+	if (sqlite3_open_v2(dbpath, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		r = mz_error(err, EIO, "cannot open catalog %s: %s", dbpath,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		mz_store_close(s);
+		return r;
+	}
+	sqlite3_busy_timeout(s->db, 30000);
+	r = store_exec(s,
+		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		       "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;",
+		       err);
+	if (r == 0)
+		r = store_exec(s, "BEGIN IMMEDIATE", err);
+	if (r == 0) {
+		r = store_exec(s, schema_sql, err);
+		r = r == 0 ? store_exec(s, "COMMIT", err) : (store_exec(s, "ROLLBACK", NULL), r);
+	}
+	if (r < 0) {
+		mz_error_wrap(err, "store %s", s->root);
+		mz_store_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+void mz_store_close(mz_store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++)
+		sqlite3_finalize(s->stmts[i].st);
+	if (s->db)
+		sqlite3_close(s->db);
+	if (s->objects_fd >= 0)
+		close(s->objects_fd);
+	if (s->root_fd >= 0)
+		close(s->root_fd);
+	free(s->pending);
+	free(s->root);
+	free(s);
+}
+
+void mz_store_closep(mz_store **s)
+{
+	mz_store_close(*s);
+	*s = NULL;
+}
+
+const char *mz_store_root(mz_store *s)
+{
+	return s->root;
+}
+
+int mz_store_objects_dirfd(mz_store *s)
+{
+	return s->objects_fd;
+}
+
+int mz_store_begin(mz_store *s, mz_error_t *err)
+{
+	if (s->tx_depth++ > 0)
+		return 0;
+	s->tx_failed = false;
+	int r = store_exec(s, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		s->tx_depth = 0;
+	return r;
+}
+
+void store_defer_unlink(mz_store *s, mz_oid id)
+{
+	if (s->pending_n == s->pending_cap) {
+		s->pending_cap = s->pending_cap ? 2 * s->pending_cap : 16;
+		s->pending = xrealloc(s->pending, s->pending_cap * sizeof(*s->pending));
+	}
+	s->pending[s->pending_n++] = id;
+}
+
+int mz_store_commit(mz_store *s, mz_error_t *err)
+{
+	if (s->tx_depth <= 0)
+		return mz_error(err, EINVAL, "internal: commit without begin");
+	if (--s->tx_depth > 0)
+		return 0;
+	if (s->tx_failed) {
+		store_exec(s, "ROLLBACK", NULL);
+		s->pending_n = 0;
+		return mz_error(err, EIO, "catalog: transaction failed and was rolled back");
+	}
+	int r = store_exec(s, "COMMIT", err);
+	if (r < 0) {
+		store_exec(s, "ROLLBACK", NULL);
+		s->pending_n = 0;
+		return r;
+	}
+	for (size_t i = 0; i < s->pending_n; i++) {
+		char rel[32];
+		mz_object_relpath(s->pending[i], rel);
+		unlinkat(s->objects_fd, rel, 0);
+	}
+	s->pending_n = 0;
+	return 0;
+}
+
+void mz_store_rollback(mz_store *s)
+{
+	if (s->tx_depth <= 0)
+		return;
+	if (--s->tx_depth > 0) {
+		s->tx_failed = true;
+		return;
+	}
+	store_exec(s, "ROLLBACK", NULL);
+	s->pending_n = 0;
+}
+
+int mz_store_sync(mz_store *s, mz_error_t *err)
+{
+	/* With synchronous=NORMAL a commit is in the WAL but maybe not on disk:
+	 * fsync the WAL file itself, which is exactly what FULL would do. */
+	cleanup_close int fd = openat(s->root_fd, "catalog.db-wal", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return mz_error_sys(err, errno, "cannot open catalog WAL");
+	}
+	if (fdatasync(fd) < 0)
+		return mz_error_sys(err, errno, "cannot sync catalog WAL");
+	return 0;
+}
+
+int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(
+		s, "UPDATE meta SET value = value + 1 WHERE key = 'next_ino' RETURNING value - 1");
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return store_dberr(s, err, "allocate inode");
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int64_t store_pid_starttime(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (p == NULL)
+		return -1;
+	/* Field 22 (starttime); p points at the end of field 2. */
+	int field = 2;
+	for (; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoll(p, NULL, 10);
+}
+
+bool store_owner_alive(pid_t pid, int64_t start)
+{
+	if (pid <= 0)
+		return false;
+	int64_t st = store_pid_starttime(pid);
+	return st >= 0 && st == start;
+}

@@ -1,0 +1,250 @@
+/*
+ * store.h — the host object store (seed 003, section 3.2.1).
+ *
+ * The store keeps *objects*: variable-size byte containers with a unique id,
+ * kept as plain files under <root>/objects so that the host page cache caches
+ * them and FUSE passthrough can hand a domain's I/O straight to them.  A
+ * *sealed* object carries a SHA-256 of its content and is immutable: identical
+ * content is stored once, however many images, versions and trees use it.  A
+ * *private* object belongs to exactly one inode of one mutable tree and may be
+ * written in place.
+ *
+ * Above the objects sits the naming data of every file tree, in *layers*:
+ *   - a version layer is immutable; an image is a named version;
+ *   - a tree layer is mutable and sits on top of a chain of version layers.
+ * Each layer holds only what changed relative to its parent (inode rows,
+ * directory entries, whiteouts), so making a tree from a version inserts one
+ * row (O(1)) and snapshotting a tree moves only its own rows (O(changes)).
+ *
+ * The catalog of all of this is one SQLite database in WAL mode
+ * (<root>/catalog.db).  Object files are created before the catalog row that
+ * names them commits and are removed only after that row is gone, so a crash
+ * at any moment leaves at worst an unreferenced file that `store gc` removes.
+ */
+#ifndef MZ_STORE_H
+#define MZ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "../lib/error.h"
+#include "../lib/hash.h"
+
+#define MZ_DEFAULT_ROOT "/var/lib/mezzo"
+
+typedef struct mz_store mz_store;
+typedef int64_t mz_oid;  /* global object id, > 0 */
+typedef int64_t mz_ino;  /* store-wide inode number, > 0, never reused */
+typedef int64_t mz_lid;  /* layer id, > 0 */
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* Resolve the store root: explicit arg, else $MEZZO_ROOT, else the default. */
+const char *mz_store_default_root(const char *explicit_root);
+/* Open (and create if missing) the store at root. */
+int mz_store_open(const char *root, mz_store **out, mz_error_t *err);
+void mz_store_close(mz_store *s);
+void mz_store_closep(mz_store **s);
+#define cleanup_store __attribute__((cleanup(mz_store_closep)))
+const char *mz_store_root(mz_store *s);
+
+/* Explicit transactions (nestable: only the outermost one commits). */
+int mz_store_begin(mz_store *s, mz_error_t *err);
+int mz_store_commit(mz_store *s, mz_error_t *err);
+void mz_store_rollback(mz_store *s);
+/* Make everything committed so far durable (fsync of the catalog's WAL). */
+int mz_store_sync(mz_store *s, mz_error_t *err);
+
+/* ---- objects ---------------------------------------------------------- */
+
+struct mz_object {
+	mz_oid id;
+	bool sealed;
+	uint8_t hash[MZ_HASH_LEN]; /* valid when sealed */
+	int64_t size;              /* sealed: exact; private: as last recorded */
+	int64_t refs;              /* inode rows that point at it */
+};
+
+/* Open an object's file (flags as for open(2); O_CREAT is refused). */
+int mz_object_open(mz_store *s, mz_oid id, int flags, mz_error_t *err);
+int mz_object_get(mz_store *s, mz_oid id, struct mz_object *out, mz_error_t *err);
+/* Path of an object file relative to the store root's objects directory. */
+void mz_object_relpath(mz_oid id, char out[32]);
+int mz_store_objects_dirfd(mz_store *s);
+
+/* Start a new object: returns an anonymous (O_TMPFILE) file to fill. */
+int mz_object_tmpfile(mz_store *s, mz_error_t *err);
+/* Seal a filled tmpfile: hash it (or take hash_or_null, already computed while
+ * writing), reuse an existing object with that content or link the file in as
+ * a new sealed object.  The fd stays the caller's. */
+int mz_object_seal_tmpfile(mz_store *s, int fd, const uint8_t *hash_or_null, mz_oid *out,
+			   mz_error_t *err);
+/* A new empty private object; *fd_out (if not NULL) gets it opened O_RDWR. */
+int mz_object_create_private(mz_store *s, mz_oid *out, int *fd_out, mz_error_t *err);
+/* A private copy of src (FICLONE where the file system can, else
+ * copy_file_range); copies size bytes at most (-1: all). */
+int mz_object_copy(mz_store *s, mz_oid src, int64_t size, mz_oid *out, mz_error_t *err);
+
+/* ---- layers: versions, images and trees ------------------------------- */
+
+enum mz_layer_kind { MZ_LAYER_VERSION = 1, MZ_LAYER_TREE = 2 };
+
+struct mz_layer {
+	mz_lid id;
+	mz_lid parent;  /* 0 for a root layer */
+	enum mz_layer_kind kind;
+	char name[256]; /* empty when anonymous */
+	bool is_image;
+	bool building;  /* an import still in progress (or crashed) */
+	mz_ino root_ino;
+	int64_t created_ns;
+	int depth;      /* chain length below and including this layer */
+};
+
+int mz_layer_get(mz_store *s, mz_lid id, struct mz_layer *out, mz_error_t *err);
+/* Find a layer by name: "image:N", "version:N", "tree:N", or a bare N that
+ * must name exactly one of them. */
+int mz_layer_resolve(mz_store *s, const char *spec, struct mz_layer *out, mz_error_t *err);
+/* Names must be 1-128 chars of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+int mz_name_check(const char *name, const char *what, mz_error_t *err);
+
+/* Start a new version layer to fill (state "building", invisible to
+ * resolve); parent 0 makes a root layer with a fresh root directory. */
+int mz_version_begin(mz_store *s, mz_lid parent, uint32_t root_mode, mz_lid *out,
+		     mz_error_t *err);
+/* Publish a building version under name (as an image if is_image). */
+int mz_version_publish(mz_store *s, mz_lid id, const char *name, bool is_image,
+		       mz_error_t *err);
+
+/* A new tree on top of a version, O(1).  name NULL: anonymous (owned by
+ * owner_pid and dropped when that process is gone). */
+int mz_tree_create(mz_store *s, mz_lid version, const char *name, pid_t owner_pid,
+		   mz_lid *out, mz_error_t *err);
+/* Move a tree's changes into a new named version below it, O(changes). */
+int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid *out,
+		     mz_error_t *err);
+/* Remove a layer's name (images/versions) or a tree; the data goes when
+ * nothing else uses it (see mz_store_gc). */
+int mz_layer_remove(mz_store *s, mz_lid id, bool force, mz_error_t *err);
+
+/* Iterate layers (all kinds); cb returns non-zero to stop. */
+int mz_layer_foreach(mz_store *s, int (*cb)(const struct mz_layer *, void *), void *arg,
+		     mz_error_t *err);
+
+/* ---- file trees: naming over a layer chain ---------------------------- */
+
+/* What a directory entry / inode looks like as the store keeps it.  Ids are
+ * those the tree's users see (a domain's own uids), never host ids. */
+struct mz_inode {
+	mz_ino ino;
+	mz_lid layer;     /* layer holding the effective row */
+	uint32_t mode;
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint64_t rdev;
+	int64_t size;
+	int64_t blocks;   /* 512-byte units actually allocated */
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	mz_oid object;    /* regular files; 0 otherwise */
+	bool object_sealed;
+	int64_t object_refs;
+};
+
+struct mz_dirent {
+	mz_ino ino;
+	uint32_t mode; /* file type bits */
+	char *name;
+};
+
+typedef struct mz_view mz_view;
+
+/* Open a view of a layer and its chain.  Writable only for tree layers. */
+int mz_view_open(mz_store *s, mz_lid layer, mz_view **out, mz_error_t *err);
+void mz_view_close(mz_view *v);
+mz_ino mz_view_root(mz_view *v);
+mz_lid mz_view_top(mz_view *v);
+bool mz_view_writable(mz_view *v);
+mz_store *mz_view_store(mz_view *v);
+/* Re-read the layer chain (after a snapshot moved the tree onto a new version). */
+int mz_view_reload(mz_view *v, mz_error_t *err);
+
+int mz_view_lookup(mz_view *v, mz_ino dir, const char *name, mz_ino *out, mz_error_t *err);
+int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *out, mz_error_t *err);
+/* The whole merged listing of dir, sorted by name (stable for a reader that
+ * keeps it).  Free with mz_dirents_free. */
+int mz_view_readdir(mz_view *v, mz_ino dir, struct mz_dirent **out, size_t *n,
+		    mz_error_t *err);
+void mz_dirents_free(struct mz_dirent *d, size_t n);
+/* Symlink target (malloc'ed, NUL-terminated). */
+int mz_view_readlink(mz_view *v, mz_ino ino, char **out, mz_error_t *err);
+
+/* Create an inode and link it at dir/name.  attr gives mode (with type), uid,
+ * gid, rdev, times; object for regular files (0: a new empty private object
+ * is made); target for symlinks.  Fails with -EEXIST if name exists. */
+int mz_view_create(mz_view *v, mz_ino dir, const char *name, const struct mz_inode *attr,
+		   mz_oid object, const char *target, struct mz_inode *out, mz_error_t *err);
+int mz_view_link(mz_view *v, mz_ino ino, mz_ino dir, const char *name, mz_error_t *err);
+/* Remove dir/name; want_dir selects rmdir semantics.  *gone (optional) gets
+ * the inode if its last link went; its object is then released. */
+int mz_view_unlink(mz_view *v, mz_ino dir, const char *name, bool want_dir, mz_ino *gone,
+		   mz_error_t *err);
+#define MZ_RENAME_NOREPLACE 1
+#define MZ_RENAME_EXCHANGE 2
+int mz_view_rename(mz_view *v, mz_ino d1, const char *n1, mz_ino d2, const char *n2,
+		   unsigned flags, mz_ino *replaced, mz_error_t *err);
+
+/* Attribute changes: which fields of attr apply. */
+#define MZ_SET_MODE (1u << 0)
+#define MZ_SET_UID (1u << 1)
+#define MZ_SET_GID (1u << 2)
+#define MZ_SET_SIZE (1u << 3)
+#define MZ_SET_ATIME (1u << 4)
+#define MZ_SET_MTIME (1u << 5)
+#define MZ_SET_CTIME (1u << 6)
+#define MZ_SET_NLINK (1u << 7)
+int mz_view_setattr(mz_view *v, mz_ino ino, const struct mz_inode *attr, unsigned mask,
+		    mz_error_t *err);
+/* Make ino's object writable by this tree: copies it (CoW) unless it is
+ * already private to this tree's own row.  keep_bytes limits the copy (0 for
+ * an open with O_TRUNC).  Returns the object to write in *out. */
+int mz_view_make_writable(mz_view *v, mz_ino ino, int64_t keep_bytes, mz_oid *out,
+			  mz_error_t *err);
+/* Drop inode rows of this tree's layer that have no links left (after the
+ * last opener closed them, and at mount time to recover from a crash). */
+int mz_view_reap(mz_view *v, mz_ino ino, mz_error_t *err);
+int mz_view_reap_all(mz_view *v, mz_error_t *err);
+
+/* Extended attributes (value malloc'ed).  Flags as setxattr(2). */
+int mz_view_getxattr(mz_view *v, mz_ino ino, const char *name, void **val, size_t *len,
+		     mz_error_t *err);
+int mz_view_setxattr(mz_view *v, mz_ino ino, const char *name, const void *val, size_t len,
+		     int flags, mz_error_t *err);
+int mz_view_removexattr(mz_view *v, mz_ino ino, const char *name, mz_error_t *err);
+/* All names, each NUL-terminated, concatenated (as listxattr(2)). */
+int mz_view_listxattr(mz_view *v, mz_ino ino, char **out, size_t *len, mz_error_t *err);
+
+/* ---- maintenance ------------------------------------------------------ */
+
+struct mz_check_report {
+	int problems;   /* inconsistencies found */
+	int repaired;   /* of those, fixed */
+};
+/* Verify catalog vs object files vs hashes vs refcounts; print each problem
+ * to out.  With repair, fix what can be fixed without losing data. */
+int mz_store_check(mz_store *s, bool repair, bool verify_hashes, FILE *out,
+		   struct mz_check_report *rep, mz_error_t *err);
+struct mz_gc_report {
+	int64_t layers, objects, bytes, files;
+};
+int mz_store_gc(mz_store *s, struct mz_gc_report *rep, mz_error_t *err);
+struct mz_dedup_report {
+	int64_t examined, merged, bytes_saved;
+};
+int mz_store_dedup(mz_store *s, struct mz_dedup_report *rep, mz_error_t *err);
+/* Space per layer: print a table (or JSON) to out. */
+int mz_store_df(mz_store *s, bool json, FILE *out, mz_error_t *err);
+
+#endif

@@ -1,0 +1,300 @@
+/* test_store.c — the object store and the layered naming over it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/lib/util.h"
+#include "../../src/store/store.h"
+
+struct fx {
+	char dir[64];
+	mz_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/mezzo-unit-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	mz_error_t err = NULL;
+	assert_int_equal(mz_store_open(f->dir, &f->s, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	mz_store_close(f->s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct mz_inode attr(uint32_t mode)
+{
+	struct mz_inode a = {.mode = mode, .uid = 0, .gid = 0};
+	a.atime_ns = a.mtime_ns = a.ctime_ns = now_ns();
+	return a;
+}
+
+/* A sealed object holding text. */
+static mz_oid sealed(mz_store *s, const char *text)
+{
+	mz_error_t err = NULL;
+	int fd = mz_object_tmpfile(s, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, text, strlen(text)), 0);
+	mz_oid id;
+	assert_int_equal(mz_object_seal_tmpfile(s, fd, NULL, &id, &err), 0);
+	close(fd);
+	return id;
+}
+
+/* Version with /etc/passwd and /bin/sh. */
+static mz_lid base_version(mz_store *s, const char *name)
+{
+	mz_error_t err = NULL;
+	mz_lid v;
+	assert_int_equal(mz_version_begin(s, 0, 0755, &v, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(s, v, &w, &err), 0);
+	struct mz_inode etc, bin, a = attr(S_IFDIR | 0755);
+	assert_int_equal(mz_view_create(w, mz_view_root(w), "etc", &a, 0, NULL, &etc, &err), 0);
+	assert_int_equal(mz_view_create(w, mz_view_root(w), "bin", &a, 0, NULL, &bin, &err), 0);
+	a = attr(S_IFREG | 0644);
+	assert_int_equal(mz_view_create(w, etc.ino, "passwd", &a, sealed(s, "root:x:0:0\n"), NULL,
+					NULL, &err),
+			 0);
+	a = attr(S_IFREG | 0755);
+	assert_int_equal(
+		mz_view_create(w, bin.ino, "sh", &a, sealed(s, "#!shell"), NULL, NULL, &err), 0);
+	mz_view_close(w);
+	assert_int_equal(mz_version_publish(s, v, name, true, &err), 0);
+	return v;
+}
+
+static mz_ino walk(mz_view *v, const char *path)
+{
+	mz_ino ino = mz_view_root(v);
+	char *dup = xstrdup(path), *save = NULL;
+	for (char *p = strtok_r(dup, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		mz_error_t err = NULL;
+		if (mz_view_lookup(v, ino, p, &ino, &err) < 0) {
+			free(dup);
+			mz_error_release(&err);
+			return 0;
+		}
+	}
+	free(dup);
+	return ino;
+}
+
+static char *slurp(mz_store *s, mz_oid id)
+{
+	mz_error_t err = NULL;
+	int fd = mz_object_open(s, id, O_RDONLY, &err);
+	assert_true(fd >= 0);
+	char *buf = xcalloc(1, 4096);
+	assert_true(read(fd, buf, 4095) >= 0);
+	close(fd);
+	return buf;
+}
+
+static void test_dedup_on_seal(void **state)
+{
+	struct fx *f = *state;
+	mz_oid a = sealed(f->s, "same bytes"), b = sealed(f->s, "same bytes"),
+	       c = sealed(f->s, "other bytes");
+	assert_int_equal(a, b);
+	assert_int_not_equal(a, c);
+}
+
+static void test_tree_cow_isolated(void **state)
+{
+	struct fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = base_version(f->s, "base");
+	mz_lid t1, t2;
+	assert_int_equal(mz_tree_create(f->s, v, "one", 0, &t1, &err), 0);
+	assert_int_equal(mz_tree_create(f->s, v, "two", 0, &t2, &err), 0);
+	mz_view *v1, *v2;
+	assert_int_equal(mz_view_open(f->s, t1, &v1, &err), 0);
+	assert_int_equal(mz_view_open(f->s, t2, &v2, &err), 0);
+	mz_ino pw = walk(v1, "etc/passwd");
+	assert_true(pw > 0);
+	struct mz_inode before;
+	assert_int_equal(mz_view_getattr(v1, pw, &before, &err), 0);
+	assert_true(before.object_sealed);
+
+	mz_oid w;
+	assert_int_equal(mz_view_make_writable(v1, pw, -1, &w, &err), 0);
+	assert_int_not_equal(w, before.object);
+	int fd = mz_object_open(f->s, w, O_WRONLY | O_APPEND, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, "bob:x:1:1\n", 10), 0);
+	close(fd);
+	/* Writable again without another copy. */
+	mz_oid w2;
+	assert_int_equal(mz_view_make_writable(v1, pw, -1, &w2, &err), 0);
+	assert_int_equal(w, w2);
+
+	struct mz_inode a1, a2;
+	assert_int_equal(mz_view_getattr(v1, pw, &a1, &err), 0);
+	assert_int_equal(mz_view_getattr(v2, walk(v2, "etc/passwd"), &a2, &err), 0);
+	assert_int_equal(a1.size, 21);
+	assert_int_equal(a2.size, 11);
+	char *c1 = slurp(f->s, a1.object), *c2 = slurp(f->s, a2.object);
+	assert_string_equal(c1, "root:x:0:0\nbob:x:1:1\n");
+	assert_string_equal(c2, "root:x:0:0\n");
+	free(c1);
+	free(c2);
+	mz_view_close(v1);
+	mz_view_close(v2);
+}
+
+static void test_whiteout_rename_readdir(void **state)
+{
+	struct fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = base_version(f->s, "base"), t;
+	assert_int_equal(mz_tree_create(f->s, v, NULL, getpid(), &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_ino etc = walk(w, "etc"), bin = walk(w, "bin");
+	assert_int_equal(mz_view_rename(w, etc, "passwd", bin, "pw", 0, NULL, &err), 0);
+	assert_int_equal(walk(w, "etc/passwd"), 0);
+	assert_true(walk(w, "bin/pw") > 0);
+	struct mz_dirent *d;
+	size_t n;
+	assert_int_equal(mz_view_readdir(w, bin, &d, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(d[0].name, "pw");
+	assert_string_equal(d[1].name, "sh");
+	mz_dirents_free(d, n);
+	assert_int_equal(mz_view_readdir(w, etc, &d, &n, &err), 0);
+	assert_int_equal(n, 0);
+	mz_dirents_free(d, n);
+	/* rmdir of a non-empty dir fails, of an empty one works. */
+	assert_int_equal(mz_view_unlink(w, mz_view_root(w), "bin", true, NULL, &err), -ENOTEMPTY);
+	assert_int_equal(mz_view_unlink(w, mz_view_root(w), "etc", true, NULL, &err), 0);
+	assert_int_equal(walk(w, "etc"), 0);
+	/* NOREPLACE and EXCHANGE */
+	assert_int_equal(mz_view_rename(w, bin, "pw", bin, "sh", MZ_RENAME_NOREPLACE, NULL, &err),
+			 -EEXIST);
+	mz_ino pw = walk(w, "bin/pw"), sh = walk(w, "bin/sh");
+	assert_int_equal(mz_view_rename(w, bin, "pw", bin, "sh", MZ_RENAME_EXCHANGE, NULL, &err),
+			 0);
+	assert_int_equal(walk(w, "bin/pw"), sh);
+	assert_int_equal(walk(w, "bin/sh"), pw);
+	/* The version underneath is untouched. */
+	mz_view *base;
+	assert_int_equal(mz_view_open(f->s, v, &base, &err), 0);
+	assert_true(walk(base, "etc/passwd") > 0);
+	assert_false(mz_view_writable(base));
+	mz_view_close(base);
+	mz_view_close(w);
+}
+
+static void test_snapshot_moves_changes(void **state)
+{
+	struct fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = base_version(f->s, "base"), t, snap;
+	assert_int_equal(mz_tree_create(f->s, v, "work", 0, &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	struct mz_inode a = attr(S_IFREG | 0600), made;
+	assert_int_equal(mz_view_create(w, mz_view_root(w), "new", &a, 0, NULL, &made, &err), 0);
+	assert_int_equal(mz_tree_snapshot(f->s, t, "snap1", &snap, &err), 0);
+	assert_int_equal(mz_view_reload(w, &err), 0);
+	/* The file is now in the version; the tree still sees it, and writing
+	 * it must copy, not change the version's object. */
+	mz_ino ino = walk(w, "new");
+	assert_int_equal(ino, made.ino);
+	struct mz_inode got;
+	assert_int_equal(mz_view_getattr(w, ino, &got, &err), 0);
+	assert_int_equal(got.layer, snap);
+	mz_oid wr;
+	assert_int_equal(mz_view_make_writable(w, ino, -1, &wr, &err), 0);
+	assert_int_not_equal(wr, made.object);
+	struct mz_layer l;
+	assert_int_equal(mz_layer_resolve(f->s, "version:snap1", &l, &err), 0);
+	assert_int_equal(l.id, snap);
+	assert_int_equal(mz_layer_resolve(f->s, "work", &l, &err), 0);
+	assert_int_equal(l.id, t);
+	assert_int_equal(l.parent, snap);
+	mz_view_close(w);
+}
+
+static void test_hardlinks_and_reap(void **state)
+{
+	struct fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = base_version(f->s, "base"), t;
+	assert_int_equal(mz_tree_create(f->s, v, "h", 0, &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_ino root = mz_view_root(w), sh = walk(w, "bin/sh"), gone = 7;
+	assert_int_equal(mz_view_link(w, sh, root, "sh2", &err), 0);
+	struct mz_inode a;
+	assert_int_equal(mz_view_getattr(w, sh, &a, &err), 0);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(mz_view_unlink(w, walk(w, "bin"), "sh", false, &gone, &err), 0);
+	assert_int_equal(gone, 0);
+	assert_int_equal(mz_view_unlink(w, root, "sh2", false, &gone, &err), 0);
+	assert_int_equal(gone, sh);
+	assert_int_equal(mz_view_reap(w, sh, &err), 0);
+	assert_int_equal(mz_view_unlink(w, root, "sh2", false, &gone, &err), -ENOENT);
+	mz_view_close(w);
+}
+
+static void test_bad_names(void **state)
+{
+	struct fx *f = *state;
+	mz_error_t err = NULL;
+	assert_int_equal(mz_name_check("ok-name_1.2", "x", &err), 0);
+	assert_int_equal(mz_name_check("../evil", "x", &err), -EINVAL);
+	mz_error_release(&err);
+	assert_int_equal(mz_name_check("-flag", "x", &err), -EINVAL);
+	mz_error_release(&err);
+	mz_lid v = base_version(f->s, "base"), t;
+	assert_int_equal(mz_tree_create(f->s, v, "t", 0, &t, &err), 0);
+	assert_int_equal(mz_tree_create(f->s, v, "t", 0, &t, &err), -EEXIST);
+	mz_error_release(&err);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	char longname[300];
+	memset(longname, 'a', 256);
+	longname[256] = '\0';
+	struct mz_inode a = attr(S_IFREG | 0644);
+	assert_int_equal(mz_view_create(w, mz_view_root(w), longname, &a, 0, NULL, NULL, &err),
+			 -ENAMETOOLONG);
+	mz_error_release(&err);
+	longname[255] = '\0';
+	assert_int_equal(mz_view_create(w, mz_view_root(w), longname, &a, 0, NULL, NULL, &err), 0);
+	mz_view_close(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dedup_on_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_cow_isolated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_whiteout_rename_readdir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_moves_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hardlinks_and_reap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
