@@ -33,22 +33,22 @@ all: $(B)/mezzo $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/libmezzo.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	ar rcs $@ $^
+	@echo '  AR     $@'; ar rcs $@ $^
 
 $(B)/mezzo: $(CLI_OBJ) $(B)/libmezzo.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo '  LD     $@'; $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo '  CC     $<'; $(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/tests/%: tests/unit/%.c $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) -lcmocka
+	@echo '  TEST   $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) -lcmocka
 
 $(B)/bench/%: bench/%.c $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS)
+	@echo '  BENCH  $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS)
 
 # The whole test suite: unit tests and system tests, under ASan+UBSan.
 check:

@@ -237,8 +237,49 @@ int mz_tree_create(mz_store *s, mz_lid version, const char *name, pid_t owner_pi
 			    v.root_ino, v.depth + 1, out, err);
 }
 
-int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid *out,
-		     mz_error_t *err)
+/* The version gets a copy of each hot inode's object; the tree keeps a row
+ * naming the object that open files keep writing. */
+static int snapshot_split_hot(mz_store *s, mz_lid tree, mz_lid nv, mz_ino ino,
+			      mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(
+		s, "SELECT IFNULL(object, 0) FROM inode WHERE layer = ? AND ino = ?");
+	sqlite3_bind_int64(st, 1, nv);
+	sqlite3_bind_int64(st, 2, ino);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return 0; /* not changed by this tree since the last snapshot */
+	}
+	mz_oid obj = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (obj == 0)
+		return 0;
+	mz_oid copy;
+	int r = mz_object_copy(s, obj, -1, &copy, err);
+	if (r < 0)
+		return r;
+	static const char *const sql[] = {
+		"INSERT INTO inode SELECT ?1, ino, mode, uid, gid, nlink, rdev, size, atime, "
+		"mtime, ctime, object, target FROM inode WHERE layer = ?2 AND ino = ?3",
+		"INSERT INTO xattr SELECT ?1, ino, name, value FROM xattr "
+		"WHERE layer = ?2 AND ino = ?3",
+		"UPDATE inode SET object = ?4 WHERE layer = ?2 AND ino = ?3",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
+		st = store_stmt(s, sql[i]);
+		sqlite3_bind_int64(st, 1, tree);
+		sqlite3_bind_int64(st, 2, nv);
+		sqlite3_bind_int64(st, 3, ino);
+		if (i == 2)
+			sqlite3_bind_int64(st, 4, copy);
+		if ((r = store_step_done(s, st, err, "snapshot open file")) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int mz_tree_snapshot_hot(mz_store *s, mz_lid tree, const char *version_name,
+			 const mz_ino *hot, size_t nhot, mz_lid *out, mz_error_t *err)
 {
 	int r = mz_name_check(version_name, "version", err);
 	if (r < 0)
@@ -272,6 +313,9 @@ int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid 
 		if ((r = store_step_done(s, st, err, "snapshot")) < 0)
 			goto fail;
 	}
+	for (size_t i = 0; i < nhot; i++)
+		if ((r = snapshot_split_hot(s, tree, nv, hot[i], err)) < 0)
+			goto fail;
 	if ((r = mz_store_commit(s, err)) < 0)
 		return r;
 	if (out)
@@ -280,6 +324,38 @@ int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid 
 fail:
 	mz_store_rollback(s);
 	return r;
+}
+
+int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid *out,
+		     mz_error_t *err)
+{
+	return mz_tree_snapshot_hot(s, tree, version_name, NULL, 0, out, err);
+}
+
+int mz_layer_owner(mz_store *s, mz_lid id, pid_t *pid, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT owner_pid, owner_start FROM layer WHERE id = ?");
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return mz_error(err, ENOENT, "no layer %lld", (long long)id);
+	if (rc != SQLITE_ROW)
+		return store_dberr(s, err, "read layer owner");
+	pid_t p = sqlite3_column_int(st, 0);
+	int64_t start = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	*pid = store_owner_alive(p, start) ? p : 0;
+	return 0;
+}
+
+int mz_layer_set_owner(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(
+		s, "UPDATE layer SET owner_pid = ?, owner_start = ? WHERE id = ?");
+	sqlite3_bind_int(st, 1, pid);
+	sqlite3_bind_int64(st, 2, pid ? store_pid_starttime(pid) : 0);
+	sqlite3_bind_int64(st, 3, id);
+	return store_step_done(s, st, err, "set layer owner");
 }
 
 int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err)

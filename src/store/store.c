@@ -152,6 +152,12 @@ static int store_make_dirs(mz_store *s, mz_error_t *err)
 	s->root_fd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->root_fd < 0)
 		return mz_error_sys(err, errno, "cannot open store root %s", s->root);
+	/* One canonical name: mounts and sockets are found by it. */
+	char *canon = realpath(s->root, NULL);
+	if (canon) {
+		free(s->root);
+		s->root = canon;
+	}
 	if (mkdirat(s->root_fd, "objects", 0700) < 0 && errno != EEXIST)
 		return mz_error_sys(err, errno, "cannot create %s/objects", s->root);
 	s->objects_fd = openat(s->root_fd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -126,6 +126,13 @@ int mz_tree_create(mz_store *s, mz_lid version, const char *name, pid_t owner_pi
 /* Move a tree's changes into a new named version below it, O(changes). */
 int mz_tree_snapshot(mz_store *s, mz_lid tree, const char *version_name, mz_lid *out,
 		     mz_error_t *err);
+/* The same for a live tree: the inodes in hot[] are open for writing, so the
+ * version gets a copy of their objects and the tree keeps writing its own. */
+int mz_tree_snapshot_hot(mz_store *s, mz_lid tree, const char *version_name,
+			 const mz_ino *hot, size_t nhot, mz_lid *out, mz_error_t *err);
+/* The process serving a tree (0 when none is alive); set it when mounting. */
+int mz_layer_owner(mz_store *s, mz_lid id, pid_t *pid, mz_error_t *err);
+int mz_layer_set_owner(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err);
 /* Remove a layer's name (images/versions) or a tree; the data goes when
  * nothing else uses it (see mz_store_gc). */
 int mz_layer_remove(mz_store *s, mz_lid id, bool force, mz_error_t *err);

@@ -1,0 +1,48 @@
+/*
+ * fs.h — the domain file system: one tree of the store served as a POSIX
+ * file system over the raw FUSE protocol, regular files passed through to
+ * their object files (seed 003 sections 3.2.1-3.2.2 on Linux).
+ */
+#ifndef MZ_FS_H
+#define MZ_FS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../lib/error.h"
+#include "../store/store.h"
+
+struct mz_fs_opts {
+	/* Ids the tree's users see are mapped to host ids as host = id + base
+	 * for ids below count (a domain's user namespace range); 0/0 for a
+	 * tree mounted for the host itself (identity). */
+	uid_t uid_base, uid_count;
+	gid_t gid_base, gid_count;
+	bool allow_suid; /* else mounted nosuid */
+	bool allow_dev;  /* else mounted nodev */
+	bool drop_on_exit; /* anonymous tree: remove it when the server exits */
+	int ready_fd;    /* written "ok\n" or "error: ...\n" once mounted; -1 none */
+};
+
+/* Mount tree `layer` at mountpoint and serve it until it is unmounted.
+ * Runs in the calling process (callers daemonize first). */
+int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
+		const struct mz_fs_opts *o, mz_error_t *err);
+
+/* The mount source string identifying a tree of a store in mountinfo. */
+char *mz_fs_source(const char *store_root, mz_lid layer);
+
+/* Ask the server of a mounted tree to snapshot it (O(changes)); falls back
+ * to a direct snapshot when the tree is not mounted. */
+int mz_fs_snapshot(mz_store *s, mz_lid tree, const char *version, mz_lid *out,
+		   mz_error_t *err);
+
+/* Visit the mounted trees of a store (all stores if store_root is NULL);
+ * cb returns non-zero to stop, which is returned. */
+int mz_fs_foreach_mount(const char *store_root,
+			int (*cb)(mz_lid tree, const char *mountpoint, void *arg), void *arg);
+
+/* Path of the control socket of a mounted tree. */
+char *mz_fs_control_path(const char *store_root, mz_lid layer);
+
+#endif

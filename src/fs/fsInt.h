@@ -1,0 +1,141 @@
+/*
+ * fsInt.h — the FUSE server's internals, shared by its op files.
+ */
+#ifndef MZ_FS_INT_H
+#define MZ_FS_INT_H
+
+#include <linux/fuse.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../lib/imap.h"
+#include "fs.h"
+#include "proto.h"
+
+/* The kernel remembers entries and attributes this long: mezzo is the only
+ * writer of the tree and invalidates nothing behind the kernel's back. */
+#define FS_TTL_SEC 86400
+
+/* A node the kernel holds a reference to (nodeid == store ino, root is 1). */
+struct fs_node {
+	mz_ino ino;
+	uint64_t nlookup;
+	uint32_t nopen;     /* open file handles */
+	uint32_t nwriters;  /* of those, open for writing */
+	bool unlinked;      /* last link gone: reap when unreferenced */
+};
+
+/* An open file or directory. */
+struct fs_handle {
+	struct fs_node *node;
+	int fd;             /* object file (files), -1 for directories */
+	int backing_id;     /* passthrough id, 0 when reads/writes come to us */
+	bool writable;
+	/* directories: the listing taken at opendir, so readdir neither loses
+	 * nor repeats entries while the directory changes */
+	struct mz_dirent *ents;
+	size_t nents;
+};
+
+struct fs_req {
+	const struct fuse_in_header *h;
+	const void *arg;   /* request body after the header */
+	size_t arglen;
+};
+
+struct fs_server {
+	mz_store *store;
+	mz_view *view;
+	mz_lid layer;
+	char *root_path;
+	char *mountpoint;
+	struct mz_fs_opts opts;
+	int dev_fd;
+	int ctl_fd;
+	bool passthrough;   /* negotiated and working */
+	bool exiting;
+	uint32_t proto_minor;
+	struct imap nodes;   /* ino -> fs_node */
+	struct imap handles; /* fh -> fs_handle */
+	uint64_t next_fh;
+	char *buf;
+	size_t bufsize;
+};
+
+/* ---- replies (server.c) ---- */
+int fs_reply(struct fs_server *S, const struct fs_req *r, const void *data, size_t len);
+int fs_reply_iov(struct fs_server *S, const struct fs_req *r, struct iovec *iov, int n);
+int fs_reply_err(struct fs_server *S, const struct fs_req *r, int neg_errno);
+/* Log an unexpected internal error, map it to an errno for the kernel. */
+int fs_fail(struct fs_server *S, const struct fs_req *r, int rc, mz_error_t *err);
+
+/* ---- ids and attributes (server.c) ---- */
+uint32_t fs_uid_in(struct fs_server *S, uint32_t host_uid);
+uint32_t fs_gid_in(struct fs_server *S, uint32_t host_gid);
+void fs_fill_attr(struct fs_server *S, const struct mz_inode *a, struct fuse_attr *out);
+void fs_fill_entry(struct fs_server *S, const struct mz_inode *a, struct fuse_entry_out *e);
+mz_ino fs_ino(struct fs_server *S, uint64_t nodeid);
+uint64_t fs_nodeid(struct fs_server *S, mz_ino ino);
+/* Take a kernel reference on ino (after a successful entry reply). */
+struct fs_node *fs_node_ref(struct fs_server *S, mz_ino ino);
+struct fs_node *fs_node_get(struct fs_server *S, mz_ino ino);
+/* Drop n kernel references; reaps unlinked inodes nobody holds. */
+void fs_node_unref(struct fs_server *S, struct fs_node *n, uint64_t count);
+void fs_node_maybe_reap(struct fs_server *S, struct fs_node *n);
+/* An inode lost its last link (from unlink/rmdir/rename). */
+void fs_inode_gone(struct fs_server *S, mz_ino ino);
+
+/* ---- op handlers ---- */
+typedef int (*fs_op_fn)(struct fs_server *S, const struct fs_req *r);
+
+int fs_op_lookup(struct fs_server *S, const struct fs_req *r);
+int fs_op_forget(struct fs_server *S, const struct fs_req *r);
+int fs_op_batch_forget(struct fs_server *S, const struct fs_req *r);
+int fs_op_getattr(struct fs_server *S, const struct fs_req *r);
+int fs_op_setattr(struct fs_server *S, const struct fs_req *r);
+int fs_op_readlink(struct fs_server *S, const struct fs_req *r);
+int fs_op_symlink(struct fs_server *S, const struct fs_req *r);
+int fs_op_mknod(struct fs_server *S, const struct fs_req *r);
+int fs_op_mkdir(struct fs_server *S, const struct fs_req *r);
+int fs_op_unlink(struct fs_server *S, const struct fs_req *r);
+int fs_op_rmdir(struct fs_server *S, const struct fs_req *r);
+int fs_op_rename(struct fs_server *S, const struct fs_req *r);
+int fs_op_rename2(struct fs_server *S, const struct fs_req *r);
+int fs_op_link(struct fs_server *S, const struct fs_req *r);
+
+int fs_op_open(struct fs_server *S, const struct fs_req *r);
+int fs_op_create(struct fs_server *S, const struct fs_req *r);
+int fs_op_tmpfile(struct fs_server *S, const struct fs_req *r);
+int fs_op_read(struct fs_server *S, const struct fs_req *r);
+int fs_op_write(struct fs_server *S, const struct fs_req *r);
+int fs_op_release(struct fs_server *S, const struct fs_req *r);
+int fs_op_flush(struct fs_server *S, const struct fs_req *r);
+int fs_op_fsync(struct fs_server *S, const struct fs_req *r);
+int fs_op_fallocate(struct fs_server *S, const struct fs_req *r);
+int fs_op_lseek(struct fs_server *S, const struct fs_req *r);
+int fs_op_statfs(struct fs_server *S, const struct fs_req *r);
+int fs_op_syncfs(struct fs_server *S, const struct fs_req *r);
+
+int fs_op_opendir(struct fs_server *S, const struct fs_req *r);
+int fs_op_readdir(struct fs_server *S, const struct fs_req *r);
+int fs_op_readdirplus(struct fs_server *S, const struct fs_req *r);
+int fs_op_releasedir(struct fs_server *S, const struct fs_req *r);
+int fs_op_fsyncdir(struct fs_server *S, const struct fs_req *r);
+
+int fs_op_getxattr(struct fs_server *S, const struct fs_req *r);
+int fs_op_listxattr(struct fs_server *S, const struct fs_req *r);
+int fs_op_setxattr(struct fs_server *S, const struct fs_req *r);
+int fs_op_removexattr(struct fs_server *S, const struct fs_req *r);
+
+/* ---- control socket (control.c) ---- */
+int fs_control_open(struct fs_server *S, mz_error_t *err);
+void fs_control_handle(struct fs_server *S);
+void fs_control_close(struct fs_server *S);
+/* Snapshot the served tree (also used by the control socket). */
+int fs_snapshot(struct fs_server *S, const char *version, mz_lid *out, mz_error_t *err);
+
+/* Handles (ops_file.c). */
+struct fs_handle *fs_handle_get(struct fs_server *S, uint64_t fh);
+
+#endif

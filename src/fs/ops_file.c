@@ -1,0 +1,293 @@
+/*
+ * ops_file.c — FUSE operations on open regular files.
+ *
+ * OPEN hands the kernel a passthrough backing id for the file's object, so
+ * read, write, splice and mmap go straight to the object file in the host
+ * page cache: one cached copy however many trees share the object.  Opening
+ * for writing first makes the object private to this tree (copy-on-write).
+ * READ and WRITE are served here only if the kernel refused passthrough.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "fsInt.h"
+
+struct fs_handle *fs_handle_get(struct fs_server *S, uint64_t fh)
+{
+	return imap_get(&S->handles, (int64_t)fh);
+}
+
+static struct fs_node *node_for_open(struct fs_server *S, mz_ino ino)
+{
+	struct fs_node *n = fs_node_get(S, ino);
+	if (n == NULL) {
+		/* The kernel holds it (it sent us the nodeid): count from here. */
+		n = xcalloc(1, sizeof(*n));
+		n->ino = ino;
+		imap_put(&S->nodes, ino, n);
+	}
+	return n;
+}
+
+/* Open ino's object for the kernel; fills the open reply. */
+static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
+		       struct mz_fuse_open_out *o, mz_error_t *err)
+{
+	struct mz_inode a;
+	int rc = mz_view_getattr(S->view, ino, &a, err);
+	if (rc < 0)
+		return rc;
+	if (!S_ISREG(a.mode))
+		return S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	bool writable = (flags & O_ACCMODE) != O_RDONLY;
+	bool trunc = (flags & O_TRUNC) != 0;
+	mz_oid obj = a.object;
+	if (writable || trunc || obj == 0) {
+		if ((rc = mz_view_make_writable(S->view, ino, trunc ? 0 : -1, &obj, err)) < 0)
+			return rc;
+	}
+	cleanup_close int fd = mz_object_open(S->store, obj, writable ? O_RDWR : O_RDONLY, err);
+	if (fd < 0)
+		return fd;
+	if (trunc) {
+		if (ftruncate(fd, 0) < 0)
+			return -errno;
+		struct mz_inode n = {.size = 0};
+		if ((rc = mz_view_setattr(S->view, ino, &n, MZ_SET_SIZE, err)) < 0)
+			return rc;
+	}
+	/* Contract with `store dedup`: an object open for writing is share-locked,
+	 * so dedup (which needs LOCK_EX) never merges it under a writer. */
+	if (writable && flock(fd, LOCK_SH) < 0)
+		return -errno;
+	int backing = 0;
+	if (S->passthrough) {
+		struct mz_fuse_backing_map map = {.fd = fd};
+		backing = ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_OPEN, &map);
+		if (backing <= 0) {
+			mz_warn("passthrough refused (%s): serving reads and writes myself",
+				strerror(errno));
+			S->passthrough = false;
+			backing = 0;
+		}
+	}
+	struct fs_handle *h = xcalloc(1, sizeof(*h));
+	h->node = node_for_open(S, ino);
+	h->node->nopen++;
+	if (writable)
+		h->node->nwriters++;
+	h->fd = steal_fd(&fd);
+	h->backing_id = backing;
+	h->writable = writable;
+	uint64_t fh = S->next_fh++;
+	imap_put(&S->handles, (int64_t)fh, h);
+	memset(o, 0, sizeof(*o));
+	o->fh = fh;
+	if (backing > 0) {
+		o->open_flags = MZ_FOPEN_PASSTHROUGH | FOPEN_NOFLUSH;
+		o->backing_id = backing;
+	} else {
+		o->open_flags = FOPEN_KEEP_CACHE;
+	}
+	return 0;
+}
+
+int fs_op_open(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_open_in *in = r->arg;
+	mz_error_t err = NULL;
+	struct mz_fuse_open_out o;
+	int rc = open_object(S, fs_ino(S, r->h->nodeid), in->flags, &o, &err);
+	if (rc < 0)
+		return fs_fail(S, r, rc, &err);
+	return fs_reply(S, r, &o, sizeof(o));
+}
+
+static int create_common(struct fs_server *S, const struct fs_req *r, const char *name,
+			 bool tmpfile)
+{
+	const struct fuse_create_in *in = r->arg;
+	mz_ino dir = fs_ino(S, r->h->nodeid);
+	mz_error_t err = NULL;
+	struct mz_inode d, a, out;
+	int rc = mz_view_getattr(S->view, dir, &d, &err);
+	if (rc < 0)
+		return fs_fail(S, r, rc, &err);
+	memset(&a, 0, sizeof(a));
+	a.mode = S_IFREG | (in->mode & 07777);
+	a.uid = fs_uid_in(S, r->h->uid);
+	a.gid = (d.mode & S_ISGID) ? d.gid : fs_gid_in(S, r->h->gid);
+	a.atime_ns = a.mtime_ns = a.ctime_ns = now_ns();
+	char tmpname[64];
+	if (tmpfile) {
+		snprintf(tmpname, sizeof(tmpname), ".mezzo-tmpfile-%llu",
+			 (unsigned long long)r->h->unique);
+		name = tmpname;
+	}
+	rc = mz_view_create(S->view, dir, name, &a, 0, NULL, &out, &err);
+	mz_ino gone = 0;
+	if (rc == 0 && tmpfile)
+		rc = mz_view_unlink(S->view, dir, name, false, &gone, &err);
+	struct mz_fuse_open_out o;
+	if (rc == 0)
+		rc = open_object(S, out.ino, in->flags & ~O_TRUNC, &o, &err);
+	if (rc == 0)
+		rc = mz_view_getattr(S->view, out.ino, &out, &err);
+	if (rc < 0)
+		return fs_fail(S, r, rc, &err);
+	struct fuse_entry_out e;
+	fs_fill_entry(S, &out, &e);
+	struct fs_node *n = fs_node_ref(S, out.ino);
+	if (gone)
+		n->unlinked = true;
+	struct iovec v[2] = {{&e, sizeof(e)}, {&o, sizeof(o)}};
+	return fs_reply_iov(S, r, v, 2);
+}
+
+int fs_op_create(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_create_in *in = r->arg;
+	if (r->arglen <= sizeof(*in) ||
+	    memchr((const char *)r->arg + sizeof(*in), 0, r->arglen - sizeof(*in)) == NULL)
+		return fs_reply_err(S, r, -EINVAL);
+	return create_common(S, r, (const char *)r->arg + sizeof(*in), false);
+}
+
+int fs_op_tmpfile(struct fs_server *S, const struct fs_req *r)
+{
+	if (r->arglen < sizeof(struct fuse_create_in))
+		return fs_reply_err(S, r, -EINVAL);
+	return create_common(S, r, NULL, true);
+}
+
+int fs_op_read(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_read_in *in = r->arg;
+	struct fs_handle *h = fs_handle_get(S, in->fh);
+	if (h == NULL || h->fd < 0)
+		return fs_reply_err(S, r, -EBADF);
+	size_t size = in->size < S->bufsize ? in->size : S->bufsize;
+	cleanup_free char *buf = xmalloc(size);
+	ssize_t n = pread(h->fd, buf, size, in->offset);
+	if (n < 0)
+		return fs_reply_err(S, r, -errno);
+	return fs_reply(S, r, buf, n);
+}
+
+int fs_op_write(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_write_in *in = r->arg;
+	struct fs_handle *h = fs_handle_get(S, in->fh);
+	if (h == NULL || h->fd < 0 || !h->writable)
+		return fs_reply_err(S, r, -EBADF);
+	if (r->arglen < sizeof(*in) + in->size)
+		return fs_reply_err(S, r, -EINVAL);
+	ssize_t n = pwrite(h->fd, (const char *)(in + 1), in->size, in->offset);
+	if (n < 0)
+		return fs_reply_err(S, r, -errno);
+	struct fuse_write_out o = {.size = n};
+	return fs_reply(S, r, &o, sizeof(o));
+}
+
+int fs_op_release(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_release_in *in = r->arg;
+	struct fs_handle *h = imap_del(&S->handles, (int64_t)in->fh);
+	if (h) {
+		if (h->backing_id > 0 &&
+		    ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_CLOSE, &h->backing_id) < 0)
+			mz_debug("backing close: %s", strerror(errno));
+		close(h->fd);
+		struct fs_node *n = h->node;
+		n->nopen--;
+		if (h->writable)
+			n->nwriters--;
+		free(h);
+		fs_node_maybe_reap(S, n);
+	}
+	return fs_reply_err(S, r, 0);
+}
+
+int fs_op_flush(struct fs_server *S, const struct fs_req *r)
+{
+	return fs_reply_err(S, r, 0);
+}
+
+int fs_op_fsync(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_fsync_in *in = r->arg;
+	struct fs_handle *h = fs_handle_get(S, in->fh);
+	if (h && h->fd >= 0) {
+		int rc = (in->fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd);
+		if (rc < 0)
+			return fs_reply_err(S, r, -errno);
+	}
+	/* The file's metadata (its name, its size) lives in the catalog. */
+	mz_error_t err = NULL;
+	int rc = mz_store_sync(S->store, &err);
+	if (rc < 0)
+		return fs_fail(S, r, rc, &err);
+	return fs_reply_err(S, r, 0);
+}
+
+int fs_op_fallocate(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_fallocate_in *in = r->arg;
+	struct fs_handle *h = fs_handle_get(S, in->fh);
+	if (h == NULL || !h->writable)
+		return fs_reply_err(S, r, -EBADF);
+	if (fallocate(h->fd, in->mode, in->offset, in->length) < 0)
+		return fs_reply_err(S, r, -errno);
+	return fs_reply_err(S, r, 0);
+}
+
+int fs_op_lseek(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_lseek_in *in = r->arg;
+	struct fs_handle *h = fs_handle_get(S, in->fh);
+	if (h == NULL)
+		return fs_reply_err(S, r, -EBADF);
+	off_t off = lseek(h->fd, in->offset, in->whence);
+	if (off < 0)
+		return fs_reply_err(S, r, -errno);
+	struct fuse_lseek_out o = {.offset = off};
+	return fs_reply(S, r, &o, sizeof(o));
+}
+
+int fs_op_statfs(struct fs_server *S, const struct fs_req *r)
+{
+	struct statvfs sv;
+	if (fstatvfs(mz_store_objects_dirfd(S->store), &sv) < 0)
+		return fs_reply_err(S, r, -errno);
+	struct fuse_statfs_out o = {0};
+	o.st.blocks = sv.f_blocks;
+	o.st.bfree = sv.f_bfree;
+	o.st.bavail = sv.f_bavail;
+	o.st.files = sv.f_files;
+	o.st.ffree = sv.f_ffree;
+	o.st.bsize = sv.f_bsize;
+	o.st.frsize = sv.f_frsize;
+	o.st.namelen = 255;
+	return fs_reply(S, r, &o, sizeof(o));
+}
+
+int fs_op_syncfs(struct fs_server *S, const struct fs_req *r)
+{
+	if (syncfs(mz_store_objects_dirfd(S->store)) < 0)
+		return fs_reply_err(S, r, -errno);
+	mz_error_t err = NULL;
+	int rc = mz_store_sync(S->store, &err);
+	if (rc < 0)
+		return fs_fail(S, r, rc, &err);
+	return fs_reply_err(S, r, 0);
+}

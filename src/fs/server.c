@@ -1,0 +1,472 @@
+/*
+ * server.c — mounting a tree and the FUSE request loop.
+ *
+ * One process serves one tree: a crash of one server never touches another
+ * tree.  The loop is single-threaded on purpose: with passthrough, reads,
+ * writes and mmap never reach it, and what does reach it (metadata) goes
+ * through one SQLite connection anyway.  Why raw /dev/fuse and not libfuse:
+ * Debian 12's libfuse (3.14) predates passthrough (protocol 7.40).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "fsInt.h"
+
+#define FS_MAX_WRITE (1u << 20)
+
+/* ---- ids ------------------------------------------------------------------ */
+
+static uint32_t id_out(uint32_t id, uint32_t base, uint32_t count)
+{
+	if (base == 0 && count == 0)
+		return id;
+	return id < count ? id + base : 65534;
+}
+
+static uint32_t id_in(uint32_t host, uint32_t base, uint32_t count)
+{
+	if (base == 0 && count == 0)
+		return host;
+	return host >= base && host - base < count ? host - base : 65534;
+}
+
+uint32_t fs_uid_in(struct fs_server *S, uint32_t host_uid)
+{
+	return id_in(host_uid, S->opts.uid_base, S->opts.uid_count);
+}
+
+uint32_t fs_gid_in(struct fs_server *S, uint32_t host_gid)
+{
+	return id_in(host_gid, S->opts.gid_base, S->opts.gid_count);
+}
+
+mz_ino fs_ino(struct fs_server *S, uint64_t nodeid)
+{
+	return nodeid == FUSE_ROOT_ID ? mz_view_root(S->view) : (mz_ino)nodeid;
+}
+
+uint64_t fs_nodeid(struct fs_server *S, mz_ino ino)
+{
+	return ino == mz_view_root(S->view) ? FUSE_ROOT_ID : (uint64_t)ino;
+}
+
+void fs_fill_attr(struct fs_server *S, const struct mz_inode *a, struct fuse_attr *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ino = a->ino;
+	o->size = S_ISDIR(a->mode) ? 4096 : a->size;
+	o->blocks = a->blocks;
+	o->atime = a->atime_ns / 1000000000;
+	o->atimensec = a->atime_ns % 1000000000;
+	o->mtime = a->mtime_ns / 1000000000;
+	o->mtimensec = a->mtime_ns % 1000000000;
+	o->ctime = a->ctime_ns / 1000000000;
+	o->ctimensec = a->ctime_ns % 1000000000;
+	o->mode = a->mode;
+	o->nlink = a->nlink;
+	o->uid = id_out(a->uid, S->opts.uid_base, S->opts.uid_count);
+	o->gid = id_out(a->gid, S->opts.gid_base, S->opts.gid_count);
+	/* the kernel decodes rdev with new_decode_dev() */
+	unsigned ma = major(a->rdev), mi = minor(a->rdev);
+	o->rdev = (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12);
+	o->blksize = 4096;
+}
+
+void fs_fill_entry(struct fs_server *S, const struct mz_inode *a, struct fuse_entry_out *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->nodeid = fs_nodeid(S, a->ino);
+	e->entry_valid = FS_TTL_SEC;
+	e->attr_valid = FS_TTL_SEC;
+	fs_fill_attr(S, a, &e->attr);
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+struct fs_node *fs_node_get(struct fs_server *S, mz_ino ino)
+{
+	return imap_get(&S->nodes, ino);
+}
+
+struct fs_node *fs_node_ref(struct fs_server *S, mz_ino ino)
+{
+	struct fs_node *n = imap_get(&S->nodes, ino);
+	if (n == NULL) {
+		n = xcalloc(1, sizeof(*n));
+		n->ino = ino;
+		imap_put(&S->nodes, ino, n);
+	}
+	n->nlookup++;
+	return n;
+}
+
+void fs_node_maybe_reap(struct fs_server *S, struct fs_node *n)
+{
+	if (n->nlookup > 0 || n->nopen > 0)
+		return;
+	imap_del(&S->nodes, n->ino);
+	if (n->unlinked) {
+		mz_error_t err cleanup_error = NULL;
+		if (mz_view_reap(S->view, n->ino, &err) < 0)
+			mz_warn("reap inode %lld: %s", (long long)n->ino, err ? err->msg : "");
+	}
+	free(n);
+}
+
+void fs_node_unref(struct fs_server *S, struct fs_node *n, uint64_t count)
+{
+	n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
+	fs_node_maybe_reap(S, n);
+}
+
+void fs_inode_gone(struct fs_server *S, mz_ino ino)
+{
+	if (ino == 0)
+		return;
+	struct fs_node *n = fs_node_get(S, ino);
+	if (n) {
+		n->unlinked = true;
+		return;
+	}
+	mz_error_t err cleanup_error = NULL;
+	mz_view_reap(S->view, ino, &err);
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+int fs_reply_iov(struct fs_server *S, const struct fs_req *r, struct iovec *iov, int n)
+{
+	struct fuse_out_header oh = {.unique = r->h->unique};
+	struct iovec v[8];
+	v[0].iov_base = &oh;
+	v[0].iov_len = sizeof(oh);
+	size_t len = sizeof(oh);
+	for (int i = 0; i < n && i < 7; i++) {
+		v[i + 1] = iov[i];
+		len += iov[i].iov_len;
+	}
+	oh.len = len;
+	if (writev(S->dev_fd, v, n + 1) < 0 && errno != ENOENT)
+		mz_debug("reply to %llu: %s", (unsigned long long)r->h->unique, strerror(errno));
+	return 0;
+}
+
+int fs_reply(struct fs_server *S, const struct fs_req *r, const void *data, size_t len)
+{
+	struct iovec v = {.iov_base = (void *)data, .iov_len = len};
+	return fs_reply_iov(S, r, &v, len ? 1 : 0);
+}
+
+int fs_reply_err(struct fs_server *S, const struct fs_req *r, int neg_errno)
+{
+	struct fuse_out_header oh = {
+		.unique = r->h->unique, .error = neg_errno, .len = sizeof(oh)};
+	if (write(S->dev_fd, &oh, sizeof(oh)) < 0 && errno != ENOENT)
+		mz_debug("error reply: %s", strerror(errno));
+	return 0;
+}
+
+int fs_fail(struct fs_server *S, const struct fs_req *r, int rc, mz_error_t *err)
+{
+	/* Plain errno results (ENOENT, EEXIST, ...) are answers, not failures. */
+	if (err && *err)
+		mz_warn("op %u: %s", r->h->opcode, (*err)->msg);
+	mz_error_release(err);
+	return fs_reply_err(S, r, rc < 0 ? rc : -EIO);
+}
+
+/* ---- INIT ------------------------------------------------------------------ */
+
+static int fs_init(struct fs_server *S, const struct fs_req *r)
+{
+	const struct fuse_init_in *in = r->arg;
+	struct mz_fuse_init_out o = {0};
+	if (in->major != 7) {
+		mz_err("kernel FUSE protocol %u.%u unsupported", in->major, in->minor);
+		return fs_reply_err(S, r, -EPROTO);
+	}
+	uint64_t kflags = in->flags;
+	if (in->flags & FUSE_INIT_EXT)
+		kflags |= (uint64_t)in->flags2 << 32;
+	uint64_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
+			FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ATOMIC_O_TRUNC |
+			FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS | FUSE_INIT_EXT |
+			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH;
+	uint64_t flags = kflags & want;
+	S->proto_minor = in->minor < 45 ? in->minor : 45;
+	o.major = 7;
+	o.minor = S->proto_minor;
+	o.max_readahead = in->max_readahead;
+	o.flags = (uint32_t)flags | FUSE_INIT_EXT;
+	o.flags2 = flags >> 32;
+	o.max_background = 64;
+	o.congestion_threshold = 48;
+	o.max_write = FS_MAX_WRITE;
+	o.time_gran = 1;
+	o.max_pages = FS_MAX_WRITE / 4096;
+	/* 1: the mount may sit under an overlay; backing files are plain ext4. */
+	o.max_stack_depth = (flags & MZ_FUSE_PASSTHROUGH) ? 1 : 0;
+	S->passthrough = (flags & MZ_FUSE_PASSTHROUGH) != 0;
+	size_t len = in->minor >= 23 ? sizeof(o) : FUSE_COMPAT_22_INIT_OUT_SIZE;
+	return fs_reply(S, r, &o, len);
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static fs_op_fn op_table(uint32_t op)
+{
+	switch (op) {
+	case FUSE_LOOKUP: return fs_op_lookup;
+	case FUSE_GETATTR: return fs_op_getattr;
+	case FUSE_SETATTR: return fs_op_setattr;
+	case FUSE_READLINK: return fs_op_readlink;
+	case FUSE_SYMLINK: return fs_op_symlink;
+	case FUSE_MKNOD: return fs_op_mknod;
+	case FUSE_MKDIR: return fs_op_mkdir;
+	case FUSE_UNLINK: return fs_op_unlink;
+	case FUSE_RMDIR: return fs_op_rmdir;
+	case FUSE_RENAME: return fs_op_rename;
+	case FUSE_RENAME2: return fs_op_rename2;
+	case FUSE_LINK: return fs_op_link;
+	case FUSE_OPEN: return fs_op_open;
+	case FUSE_CREATE: return fs_op_create;
+	case FUSE_TMPFILE: return fs_op_tmpfile;
+	case FUSE_READ: return fs_op_read;
+	case FUSE_WRITE: return fs_op_write;
+	case FUSE_RELEASE: return fs_op_release;
+	case FUSE_FLUSH: return fs_op_flush;
+	case FUSE_FSYNC: return fs_op_fsync;
+	case FUSE_FALLOCATE: return fs_op_fallocate;
+	case FUSE_LSEEK: return fs_op_lseek;
+	case FUSE_STATFS: return fs_op_statfs;
+	case FUSE_SYNCFS: return fs_op_syncfs;
+	case FUSE_OPENDIR: return fs_op_opendir;
+	case FUSE_READDIR: return fs_op_readdir;
+	case FUSE_READDIRPLUS: return fs_op_readdirplus;
+	case FUSE_RELEASEDIR: return fs_op_releasedir;
+	case FUSE_FSYNCDIR: return fs_op_fsyncdir;
+	case FUSE_GETXATTR: return fs_op_getxattr;
+	case FUSE_LISTXATTR: return fs_op_listxattr;
+	case FUSE_SETXATTR: return fs_op_setxattr;
+	case FUSE_REMOVEXATTR: return fs_op_removexattr;
+	default: return NULL;
+	}
+}
+
+static void fs_dispatch(struct fs_server *S, const struct fs_req *r)
+{
+	uint32_t op = r->h->opcode;
+	if (op == FUSE_FORGET) {
+		fs_op_forget(S, r); /* no reply */
+		return;
+	}
+	if (op == FUSE_BATCH_FORGET) {
+		fs_op_batch_forget(S, r);
+		return;
+	}
+	if (op == FUSE_INTERRUPT)
+		return; /* every op completes promptly; nothing to interrupt */
+	if (op == FUSE_INIT) {
+		fs_init(S, r);
+		return;
+	}
+	if (op == FUSE_DESTROY) {
+		S->exiting = true;
+		fs_reply(S, r, NULL, 0);
+		return;
+	}
+	fs_op_fn fn = op_table(op);
+	if (fn == NULL) {
+		fs_reply_err(S, r, -ENOSYS);
+		return;
+	}
+	fn(S, r);
+}
+
+/* ---- mounting and the loop ---------------------------------------------------- */
+
+char *mz_fs_source(const char *store_root, mz_lid layer)
+{
+	return xasprintf("mezzo:%lld@%s", (long long)layer, store_root);
+}
+
+static int fs_mount(struct fs_server *S, mz_error_t *err)
+{
+	struct mz_inode root;
+	int r = mz_view_getattr(S->view, mz_view_root(S->view), &root, err);
+	if (r < 0)
+		return r == -ENOENT ? mz_error(err, EIO, "tree has no root inode") : r;
+	struct stat st;
+	if (stat(S->mountpoint, &st) < 0)
+		return mz_error_sys(err, errno, "mount point %s", S->mountpoint);
+	if (!S_ISDIR(st.st_mode))
+		return mz_error(err, ENOTDIR, "mount point %s is not a directory", S->mountpoint);
+	S->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (S->dev_fd < 0)
+		return mz_error_sys(err, errno, "cannot open /dev/fuse (modprobe fuse?)");
+	cleanup_free char *opts = xasprintf(
+		"fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other",
+		S->dev_fd, root.mode & S_IFMT);
+	cleanup_free char *src = mz_fs_source(S->root_path, S->layer);
+	unsigned long flags = MS_NOATIME;
+	if (!S->opts.allow_suid)
+		flags |= MS_NOSUID;
+	if (!S->opts.allow_dev)
+		flags |= MS_NODEV;
+	if (mount(src, S->mountpoint, "fuse.mezzo", flags, opts) < 0)
+		return mz_error_sys(err, errno, "cannot mount on %s", S->mountpoint);
+	return 0;
+}
+
+static void ready(struct fs_server *S, const char *msg)
+{
+	if (S->opts.ready_fd < 0)
+		return;
+	if (write_all(S->opts.ready_fd, msg, strlen(msg)) < 0) {
+		/* the parent is gone: nobody to tell */
+	}
+	close(S->opts.ready_fd);
+	S->opts.ready_fd = -1;
+}
+
+static int fs_loop(struct fs_server *S, mz_error_t *err)
+{
+	struct pollfd p[2] = {{.fd = S->dev_fd, .events = POLLIN},
+			      {.fd = S->ctl_fd, .events = POLLIN}};
+	while (!S->exiting) {
+		if (poll(p, S->ctl_fd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return mz_error_sys(err, errno, "poll");
+		}
+		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN))
+			fs_control_handle(S);
+		if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
+		ssize_t n = read(S->dev_fd, S->buf, S->bufsize);
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
+				continue;
+			if (errno == ENODEV)
+				return 0; /* unmounted */
+			return mz_error_sys(err, errno, "read /dev/fuse");
+		}
+		if ((size_t)n < sizeof(struct fuse_in_header))
+			continue;
+		struct fs_req r = {.h = (const struct fuse_in_header *)S->buf};
+		if (r.h->len != (size_t)n)
+			continue;
+		r.arg = S->buf + sizeof(*r.h);
+		r.arglen = n - sizeof(*r.h);
+		fs_dispatch(S, &r);
+	}
+	return 0;
+}
+
+static void free_node(int64_t key UNUSED, void *val, void *arg UNUSED)
+{
+	free(val);
+}
+
+static void free_handle(int64_t key UNUSED, void *val, void *arg UNUSED)
+{
+	struct fs_handle *h = val;
+	if (h->fd >= 0)
+		close(h->fd);
+	mz_dirents_free(h->ents, h->nents);
+	free(h);
+}
+
+/* One server per tree: a second would corrupt the first's view of it. */
+static int claim_tree(struct fs_server *S, mz_error_t *err)
+{
+	int r = mz_store_begin(S->store, err);
+	if (r < 0)
+		return r;
+	pid_t owner = 0;
+	r = mz_layer_owner(S->store, S->layer, &owner, err);
+	if (r == 0 && owner != 0 && owner != getpid())
+		r = mz_error(err, EBUSY, "tree is already served by process %d (mounted?)",
+			     (int)owner);
+	if (r == 0)
+		r = mz_layer_set_owner(S->store, S->layer, getpid(), err);
+	if (r < 0) {
+		mz_store_rollback(S->store);
+		return r;
+	}
+	return mz_store_commit(S->store, err);
+}
+
+int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
+		const struct mz_fs_opts *o, mz_error_t *err)
+{
+	struct fs_server S = {.dev_fd = -1, .ctl_fd = -1, .layer = layer, .next_fh = 1};
+	S.opts = *o;
+	S.mountpoint = realpath(mountpoint, NULL);
+	if (S.mountpoint == NULL) {
+		int r = mz_error_sys(err, errno, "mount point %s", mountpoint);
+		ready(&S, "error\n");
+		return r;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	imap_init(&S.nodes);
+	imap_init(&S.handles);
+	S.bufsize = FS_MAX_WRITE + 64 * 1024;
+	S.buf = xmalloc(S.bufsize);
+	int r = mz_store_open(store_root, &S.store, err);
+	if (r == 0) {
+		S.root_path = xstrdup(mz_store_root(S.store));
+		r = mz_view_open(S.store, layer, &S.view, err);
+	}
+	if (r == 0 && !mz_view_writable(S.view))
+		r = mz_error(err, EINVAL, "only a tree can be served; make one from the version");
+	if (r == 0)
+		r = claim_tree(&S, err);
+	/* Inodes unlinked while open when a previous server died. */
+	if (r == 0)
+		r = mz_view_reap_all(S.view, err);
+	if (r == 0)
+		r = fs_control_open(&S, err);
+	if (r == 0)
+		r = fs_mount(&S, err);
+	if (r < 0) {
+		cleanup_free char *msg = xasprintf("error: %s\n", (err && *err) ? (*err)->msg : "");
+		ready(&S, msg);
+	} else {
+		ready(&S, "ok\n");
+		r = fs_loop(&S, err);
+	}
+	fs_control_close(&S);
+	imap_foreach(&S.handles, free_handle, NULL);
+	imap_foreach(&S.nodes, free_node, NULL);
+	imap_free(&S.handles);
+	imap_free(&S.nodes);
+	if (S.dev_fd >= 0)
+		close(S.dev_fd);
+	if (S.view && S.opts.drop_on_exit) {
+		mz_error_t e2 cleanup_error = NULL;
+		if (mz_layer_remove(S.store, layer, true, &e2) < 0)
+			mz_warn("dropping anonymous tree: %s", e2 ? e2->msg : "");
+	} else if (S.view) {
+		mz_error_t e2 cleanup_error = NULL;
+		mz_view_reap_all(S.view, &e2);
+	}
+	mz_view_close(S.view);
+	mz_store_close(S.store);
+	free(S.buf);
+	free(S.root_path);
+	free(S.mountpoint);
+	return r;
+}
