@@ -24,13 +24,19 @@ struct fs_node {
 	uint32_t nopen;     /* open file handles */
 	uint32_t nwriters;  /* of those, open for writing */
 	bool unlinked;      /* last link gone: reap when unreferenced */
+	/* The kernel allows one passthrough backing file per inode at a time:
+	 * every passthrough open of this node shares this one. */
+	mz_oid bk_obj;
+	int bk_fd;
+	int bk_id;
+	uint32_t bk_users;
 };
 
 /* An open file or directory. */
 struct fs_handle {
 	struct fs_node *node;
 	int fd;             /* object file (files), -1 for directories */
-	int backing_id;     /* passthrough id, 0 when reads/writes come to us */
+	bool passthrough;   /* uses node->bk_id; else reads/writes come to us */
 	bool writable;
 	/* directories: the listing taken at opendir, so readdir neither loses
 	 * nor repeats entries while the directory changes */

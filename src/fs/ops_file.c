@@ -39,6 +39,48 @@ static struct fs_node *node_for_open(struct fs_server *S, mz_ino ino)
 	return n;
 }
 
+/* The node's backing id for object obj: 1 if this open can use it, 0 if
+ * the node is backed by another object right now, < 0 on error. */
+static int backing_get(struct fs_server *S, struct fs_node *n, mz_oid obj, int fd)
+{
+	if (n->bk_users > 0) {
+		if (n->bk_obj != obj)
+			return 0;
+		n->bk_users++;
+		return 1;
+	}
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return -errno;
+	struct mz_fuse_backing_map map = {.fd = dfd};
+	int id = ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_OPEN, &map);
+	if (id <= 0) {
+		mz_warn("passthrough refused (%s): serving reads and writes myself",
+			strerror(errno));
+		S->passthrough = false;
+		close(dfd);
+		return 0;
+	}
+	n->bk_obj = obj;
+	n->bk_fd = dfd;
+	n->bk_id = id;
+	n->bk_users = 1;
+	return 1;
+}
+
+static void backing_put(struct fs_server *S, struct fs_node *n)
+{
+	if (n->bk_users == 0 || --n->bk_users > 0)
+		return;
+	/* Only now: the kernel looks ids up after our reply to OPEN. */
+	if (ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_CLOSE, &n->bk_id) < 0)
+		mz_debug("backing close: %s", strerror(errno));
+	close(n->bk_fd);
+	n->bk_fd = -1;
+	n->bk_id = 0;
+	n->bk_obj = 0;
+}
+
 /* Open ino's object for the kernel; fills the open reply. */
 static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
 		       struct mz_fuse_open_out *o, mz_error_t *err)
@@ -51,14 +93,30 @@ static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
 		return S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	bool writable = (flags & O_ACCMODE) != O_RDONLY;
 	bool trunc = (flags & O_TRUNC) != 0;
+	cleanup_close int fd = -1;
 	mz_oid obj = a.object;
-	if (writable || trunc || obj == 0) {
-		if ((rc = mz_view_make_writable(S->view, ino, trunc ? 0 : -1, &obj, err)) < 0)
+	for (int tries = 0;; tries++) {
+		if (writable || trunc || obj == 0) {
+			rc = mz_view_make_writable(S->view, ino, trunc ? 0 : -1, &obj, err);
+			if (rc < 0)
+				return rc;
+		}
+		fd = mz_object_open(S->store, obj, writable ? O_RDWR : O_RDONLY, err);
+		if (fd < 0)
+			return fd;
+		if (!writable)
+			break;
+		/* Contract with `store dedup`: an object open for writing is
+		 * share-locked, and dedup (LOCK_EX) never merges it under a writer.
+		 * Dedup may have merged it just before the lock: look again. */
+		if (flock(fd, LOCK_SH) < 0)
+			return -errno;
+		if ((rc = mz_view_getattr(S->view, ino, &a, err)) < 0)
 			return rc;
+		if ((a.object == obj && !a.object_sealed) || tries == 3)
+			break;
+		close(steal_fd(&fd));
 	}
-	cleanup_close int fd = mz_object_open(S->store, obj, writable ? O_RDWR : O_RDONLY, err);
-	if (fd < 0)
-		return fd;
 	if (trunc) {
 		if (ftruncate(fd, 0) < 0)
 			return -errno;
@@ -66,36 +124,31 @@ static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
 		if ((rc = mz_view_setattr(S->view, ino, &n, MZ_SET_SIZE, err)) < 0)
 			return rc;
 	}
-	/* Contract with `store dedup`: an object open for writing is share-locked,
-	 * so dedup (which needs LOCK_EX) never merges it under a writer. */
-	if (writable && flock(fd, LOCK_SH) < 0)
-		return -errno;
-	int backing = 0;
-	if (S->passthrough) {
-		struct mz_fuse_backing_map map = {.fd = fd};
-		backing = ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_OPEN, &map);
-		if (backing <= 0) {
-			mz_warn("passthrough refused (%s): serving reads and writes myself",
-				strerror(errno));
-			S->passthrough = false;
-			backing = 0;
-		}
-	}
+	struct fs_node *node = node_for_open(S, ino);
+	bool through = false;
+	if (S->passthrough && (rc = backing_get(S, node, obj, fd)) < 0)
+		return rc;
+	if (S->passthrough && rc == 1)
+		through = true;
 	struct fs_handle *h = xcalloc(1, sizeof(*h));
-	h->node = node_for_open(S, ino);
-	h->node->nopen++;
+	h->node = node;
+	node->nopen++;
 	if (writable)
-		h->node->nwriters++;
+		node->nwriters++;
 	h->fd = steal_fd(&fd);
-	h->backing_id = backing;
+	h->passthrough = through;
 	h->writable = writable;
 	uint64_t fh = S->next_fh++;
 	imap_put(&S->handles, (int64_t)fh, h);
 	memset(o, 0, sizeof(*o));
 	o->fh = fh;
-	if (backing > 0) {
+	if (through) {
 		o->open_flags = MZ_FOPEN_PASSTHROUGH | FOPEN_NOFLUSH;
-		o->backing_id = backing;
+		o->backing_id = node->bk_id;
+	} else if (S->passthrough) {
+		/* Another object backs this inode's open files (it was copied
+		 * on write while they stay open): serve this open ourselves. */
+		o->open_flags = FOPEN_DIRECT_IO;
 	} else {
 		o->open_flags = FOPEN_KEEP_CACHE;
 	}
@@ -204,11 +257,10 @@ int fs_op_release(struct fs_server *S, const struct fs_req *r)
 	const struct fuse_release_in *in = r->arg;
 	struct fs_handle *h = imap_del(&S->handles, (int64_t)in->fh);
 	if (h) {
-		if (h->backing_id > 0 &&
-		    ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_CLOSE, &h->backing_id) < 0)
-			mz_debug("backing close: %s", strerror(errno));
-		close(h->fd);
 		struct fs_node *n = h->node;
+		if (h->passthrough)
+			backing_put(S, n);
+		close(h->fd);
 		n->nopen--;
 		if (h->writable)
 			n->nwriters--;

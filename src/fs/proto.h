@@ -14,6 +14,7 @@
 
 #define MZ_FUSE_PASSTHROUGH (1ULL << 37) /* flags2 bit 5 */
 #define MZ_FOPEN_PASSTHROUGH (1u << 7)
+#define MZ_FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
 #define MZ_FUSE_STATX 52
 
 /* struct fuse_init_out as of 7.40+: max_stack_depth took unused[0]. */

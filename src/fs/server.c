@@ -203,7 +203,7 @@ static int fs_init(struct fs_server *S, const struct fs_req *r)
 	uint64_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
 			FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ATOMIC_O_TRUNC |
 			FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS | FUSE_INIT_EXT |
-			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH;
+			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH | MZ_FUSE_DIRECT_IO_ALLOW_MMAP;
 	uint64_t flags = kflags & want;
 	S->proto_minor = in->minor < 45 ? in->minor : 45;
 	o.major = 7;

@@ -117,26 +117,32 @@ int mz_object_seal_tmpfile(mz_store *s, int fd, const uint8_t *hash_or_null, mz_
 	if (fstat(fd, &stb) < 0)
 		return mz_error_sys(err, errno, "cannot stat new object");
 
+	/* Look up inside the write transaction: another process sealing the same
+	 * content at the same moment then finds it instead of colliding. */
+	if ((r = mz_store_begin(s, err)) < 0)
+		return r;
 	sqlite3_stmt *st = store_stmt(s, "SELECT id FROM object WHERE hash = ?");
 	sqlite3_bind_blob(st, 1, hash, MZ_HASH_LEN, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		return 0; /* stored once: the tmpfile vanishes when the caller closes it */
+		/* stored once: the tmpfile vanishes when the caller closes it */
+		return mz_store_commit(s, err);
 	}
-	if (rc != SQLITE_DONE)
-		return store_dberr(s, err, "look up object hash");
+	if (rc != SQLITE_DONE) {
+		r = store_dberr(s, err, "look up object hash");
+		mz_store_rollback(s);
+		return r;
+	}
 	sqlite3_reset(st);
 
 	/* Sealed objects are immutable: make the file read-only, so even a bug
 	 * that opened one for writing would fail. */
-	if (fchmod(fd, 0400) < 0)
-		return mz_error_sys(err, errno, "cannot chmod new object");
-	if ((r = mz_store_begin(s, err)) < 0)
-		return r;
 	mz_oid id;
-	r = object_insert(s, hash, stb.st_size, &id, err);
+	r = fchmod(fd, 0400) < 0 ? mz_error_sys(err, errno, "cannot chmod new object") : 0;
+	if (r == 0)
+		r = object_insert(s, hash, stb.st_size, &id, err);
 	if (r == 0)
 		r = object_link_fd(s, fd, id, err);
 	if (r < 0) {

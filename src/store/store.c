@@ -70,6 +70,9 @@ static const char schema_sql[] =
 	"  UPDATE object SET refs = refs - 1 WHERE id = OLD.object;"
 	"  UPDATE object SET refs = refs + 1 WHERE id = NEW.object; END;";
 
+static void store_flush_unlinks(mz_store *s);
+static int store_sync_wal(mz_store *s, mz_error_t *err);
+
 const char *mz_store_default_root(const char *explicit_root)
 {
 	if (explicit_root != NULL && *explicit_root)
@@ -217,6 +220,8 @@ void mz_store_close(mz_store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->db && s->tx_depth == 0)
+		store_flush_unlinks(s);
 	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++)
 		sqlite3_finalize(s->stmts[i].st);
 	if (s->db)
@@ -266,6 +271,27 @@ void store_defer_unlink(mz_store *s, mz_oid id)
 	s->pending[s->pending_n++] = id;
 }
 
+/*
+ * Object files whose rows are gone are unlinked in batches, and only once the
+ * commits that dropped their rows are on disk (a WAL sync): after a power cut
+ * no row may come back naming a missing file.  A crash before the unlink
+ * leaves files without rows, which gc removes.
+ */
+static void store_flush_unlinks(mz_store *s)
+{
+	if (s->pending_committed == 0 || store_sync_wal(s, NULL) < 0)
+		return;
+	for (size_t i = 0; i < s->pending_committed; i++) {
+		char rel[32];
+		mz_object_relpath(s->pending[i], rel);
+		unlinkat(s->objects_fd, rel, 0);
+	}
+	memmove(s->pending, s->pending + s->pending_committed,
+		(s->pending_n - s->pending_committed) * sizeof(*s->pending));
+	s->pending_n -= s->pending_committed;
+	s->pending_committed = 0;
+}
+
 int mz_store_commit(mz_store *s, mz_error_t *err)
 {
 	if (s->tx_depth <= 0)
@@ -274,21 +300,18 @@ int mz_store_commit(mz_store *s, mz_error_t *err)
 		return 0;
 	if (s->tx_failed) {
 		store_exec(s, "ROLLBACK", NULL);
-		s->pending_n = 0;
+		s->pending_n = s->pending_committed;
 		return mz_error(err, EIO, "catalog: transaction failed and was rolled back");
 	}
 	int r = store_exec(s, "COMMIT", err);
 	if (r < 0) {
 		store_exec(s, "ROLLBACK", NULL);
-		s->pending_n = 0;
+		s->pending_n = s->pending_committed;
 		return r;
 	}
-	for (size_t i = 0; i < s->pending_n; i++) {
-		char rel[32];
-		mz_object_relpath(s->pending[i], rel);
-		unlinkat(s->objects_fd, rel, 0);
-	}
-	s->pending_n = 0;
+	s->pending_committed = s->pending_n;
+	if (s->pending_n >= 256)
+		store_flush_unlinks(s);
 	return 0;
 }
 
@@ -301,10 +324,10 @@ void mz_store_rollback(mz_store *s)
 		return;
 	}
 	store_exec(s, "ROLLBACK", NULL);
-	s->pending_n = 0;
+	s->pending_n = s->pending_committed;
 }
 
-int mz_store_sync(mz_store *s, mz_error_t *err)
+static int store_sync_wal(mz_store *s, mz_error_t *err)
 {
 	/* With synchronous=NORMAL a commit is in the WAL but maybe not on disk:
 	 * fsync the WAL file itself, which is exactly what FULL would do. */
@@ -319,6 +342,14 @@ int mz_store_sync(mz_store *s, mz_error_t *err)
 	return 0;
 }
 
+int mz_store_sync(mz_store *s, mz_error_t *err)
+{
+	int r = store_sync_wal(s, err);
+	if (r == 0 && s->tx_depth == 0)
+		store_flush_unlinks(s);
+	return r;
+}
+
 int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(
@@ -330,6 +361,8 @@ int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err)
 	return 0;
 }
 
+/* Field 22 of /proc/PID/stat (start time), or -1 if the process is gone or
+ * a zombie (dead, only waiting to be reaped). */
 int64_t store_pid_starttime(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -342,9 +375,9 @@ int64_t store_pid_starttime(pid_t pid)
 		return -1;
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
-	if (p == NULL)
+	if (p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
 		return -1;
-	/* Field 22 (starttime); p points at the end of field 2. */
+	/* p points at the end of field 2; fields are separated by one space. */
 	int field = 2;
 	for (; *p && field < 22; p++)
 		if (*p == ' ')

@@ -251,6 +251,8 @@ struct mz_dedup_report {
 	int64_t examined, merged, bytes_saved;
 };
 int mz_store_dedup(mz_store *s, struct mz_dedup_report *rep, mz_error_t *err);
+/* Root, catalog size, counts of objects and layers. */
+int mz_store_info(mz_store *s, bool json, FILE *out, mz_error_t *err);
 /* Space per layer: print a table (or JSON) to out. */
 int mz_store_df(mz_store *s, bool json, FILE *out, mz_error_t *err);
 

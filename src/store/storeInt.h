@@ -24,6 +24,7 @@ struct mz_store {
 	/* object files whose rows went in this transaction: unlinked on commit */
 	mz_oid *pending;
 	size_t pending_n, pending_cap;
+	size_t pending_committed; /* pending[0..this) belong to committed txns */
 };
 
 /* A prepared statement for a static SQL string, reset and ready to bind. */
@@ -48,5 +49,65 @@ bool store_owner_alive(pid_t pid, int64_t start);
 
 /* Delete every row of a layer (no checks). */
 int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err);
+
+/* ---- maintenance: shared by check.c, gc.c, dedup.c and df.c (maint.c) ---- */
+
+/* A one-off statement: maintenance runs many distinct queries once each, so
+ * they stay out of the store_stmt cache.  Finalized by cleanup_stmt. */
+int store_prepare(mz_store *s, const char *sql, sqlite3_stmt **st, mz_error_t *err);
+void store_finalizep(sqlite3_stmt **st);
+#define cleanup_stmt __attribute__((cleanup(store_finalizep)))
+
+/* How old (by ctime) a file under objects/ that no row names must be before
+ * it is an orphan: $MEZZO_ORPHAN_GRACE_SECONDS, default 900. */
+int64_t store_orphan_grace_ns(void);
+
+enum store_orphan_kind {
+	STORE_ORPHAN_YOUNG, /* no row, but too young: an import may commit it */
+	STORE_ORPHAN_OLD,   /* no row and older than the grace period */
+	STORE_STRAY_FILE,   /* not an object file name, or in the wrong XX dir */
+	STORE_MISSING_DIR,  /* an objects/XX directory is missing */
+};
+struct store_orphan {
+	enum store_orphan_kind kind;
+	char rel[288];  /* path under objects/ */
+	int64_t bytes;  /* allocated: st_blocks * 512 */
+	int64_t age_s;  /* since the file's ctime */
+	int removed;    /* remove mode: 1 removed (dir: made), 0 kept, -errno */
+};
+/* Walk objects/XX/ and call cb for every entry no catalog row accounts for;
+ * with remove, old orphans are unlinked (under the catalog's write lock,
+ * after a fresh look for their row) and missing dirs made again. */
+int store_scan_orphans(mz_store *s, bool remove,
+		       int (*cb)(const struct store_orphan *, void *), void *arg,
+		       mz_error_t *err);
+
+struct store_idlist {
+	mz_oid *v;
+	size_t n, cap;
+};
+void store_idlist_push(struct store_idlist *l, mz_oid id);
+void store_idlist_free(struct store_idlist *l);
+/* Take the unlinks queued by store_defer_unlink since mark (a pending_n
+ * value) away from the commit, so the caller can sync before unlinking. */
+void store_take_pending(mz_store *s, size_t mark, struct store_idlist *l);
+/* After the commit that dropped their rows: make it durable, then unlink the
+ * object files; *bytes (optional) gets what they had allocated. */
+int store_unlink_durably(mz_store *s, struct store_idlist *l, int64_t *bytes,
+			 mz_error_t *err);
+
+/* Why a layer is garbage ("dead-build", "dead-tree", "anon-version"), or
+ * NULL: re-read from the catalog, so call it inside the transaction that
+ * removes it.  A layer others build on is never garbage. */
+int store_layer_garbage(mz_store *s, mz_lid id, const char **why, mz_error_t *err);
+/* Inside a transaction: remove layer id if it still is garbage, then its
+ * parents while they are anonymous versions nothing builds on.  Returns the
+ * number of layers removed. */
+int store_layer_collect(mz_store *s, mz_lid id, mz_error_t *err);
+/* The same in a transaction of its own; the files of the private objects
+ * that went with the layers are unlinked once the commit is durable.
+ * *objects and *bytes (optional) grow by what was freed. */
+int store_layer_collect_tx(mz_store *s, mz_lid id, int64_t *objects, int64_t *bytes,
+			   mz_error_t *err);
 
 #endif
