@@ -40,6 +40,7 @@ static const char check_usage[] =
 	"\n"
 	"Verify the store and print one line per problem:\n"
 	"  problem: KIND: DETAIL     and, once fixed,     repaired: KIND: DETAIL\n"
+	"  garbage: KIND: DETAIL     leftovers of a killed process (not a problem)\n"
 	"then a summary `check: N problems, M repaired`.  Checked: every object\n"
 	"row has its file and every object file a row; sealed files have the\n"
 	"catalog's size, mode 0400 and (with --verify-hashes) their SHA-256;\n"
@@ -162,13 +163,18 @@ static int store_check_cmd(struct cli *c, mz_store *s, bool repair, bool verify)
 		return cli_fail(&err);
 	int remaining = rep.problems - rep.repaired;
 	if (c->json) {
-		printf("{\"problems\":%d,\"repaired\":%d,\"remaining\":%d,\"lines\":",
-		       rep.problems, rep.repaired, remaining);
+		printf("{\"problems\":%d,\"repaired\":%d,\"remaining\":%d,\"garbage\":%d,"
+		       "\"lines\":",
+		       rep.problems, rep.repaired, remaining, rep.garbage);
 		json_lines(stdout, buf);
 		printf("}\n");
 	} else {
-		printf("check: %d problem%s, %d repaired\n", rep.problems,
+		printf("check: %d problem%s, %d repaired", rep.problems,
 		       rep.problems == 1 ? "" : "s", rep.repaired);
+		if (rep.garbage)
+			printf("; %d leftover%s of crashed processes ('mezzo store gc' reclaims them)",
+			       rep.garbage, rep.garbage == 1 ? "" : "s");
+		printf("\n");
 		if (remaining > 0 && !repair)
 			fprintf(stderr, "mezzo: 'mezzo store check --repair' fixes what it can\n");
 	}

@@ -67,6 +67,20 @@ __attribute__((format(printf, 3, 4))) static void fixed(struct chk *c, const cha
 	va_end(ap);
 }
 
+/* Leftovers of a process killed at a bad moment (a crashed import, a killed
+ * server's anonymous tree, an object file whose row never committed): not an
+ * inconsistency, since a crash at any moment must leave a consistent store,
+ * but space that `store gc` (or check --repair) reclaims. */
+__attribute__((format(printf, 3, 4))) static void garbage(struct chk *c, const char *kind,
+							   const char *fmt, ...)
+{
+	va_list ap;
+	c->rep->garbage++;
+	va_start(ap, fmt);
+	say(c, "garbage", kind, fmt, ap);
+	va_end(ap);
+}
+
 __attribute__((format(printf, 2, 3))) static void note(struct chk *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -202,13 +216,13 @@ static int check_dead_layers(struct chk *c, mz_error_t *err)
 			continue; /* gone meanwhile */
 		const char *kind = l.building ? "dead-build" : "dead-tree";
 		layer_desc(c->s, l.id, d);
-		problem(c, kind, "%s: its owner process is gone (%s)", d,
+		garbage(c, kind, "%s: its owner process is gone (%s)", d,
 			l.building ? "a crashed import" : "a crashed or killed server");
 		if (!c->repair)
 			continue;
 		int n = store_layer_collect_tx(c->s, l.id, NULL, NULL, err);
 		if (n > 0)
-			fixed(c, kind, "%s removed", d);
+			note(c, "%s removed", d);
 		else if (n == 0)
 			note(c, "%s not removed: other layers are built on it", d);
 		r = n;
@@ -544,10 +558,10 @@ static int orphan_cb(const struct store_orphan *o, void *arg)
 		     o->rel, (long long)o->age_s);
 		break;
 	case STORE_ORPHAN_OLD:
-		problem(c, "orphan-file", "objects/%s (%lld bytes, %llds old) has no catalog row",
+		garbage(c, "orphan-file", "objects/%s (%lld bytes, %llds old) has no catalog row",
 			o->rel, (long long)o->bytes, (long long)o->age_s);
 		if (o->removed > 0)
-			fixed(c, "orphan-file", "objects/%s removed", o->rel);
+			note(c, "objects/%s removed", o->rel);
 		else if (o->removed < 0)
 			note(c, "cannot remove objects/%s: %s", o->rel, strerror(-o->removed));
 		break;

@@ -95,8 +95,6 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what)
 		code = EEXIST;
 	else if ((rc & 0xff) == SQLITE_NOMEM)
 		code = ENOMEM;
-	if (s->tx_depth > 0)
-		s->tx_failed = true;
 	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
@@ -132,8 +130,6 @@ int store_exec(mz_store *s, const char *sql, mz_error_t *err)
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		int r = mz_error(err, EIO, "catalog: %s", msg ? msg : "error");
 		sqlite3_free(msg);
-		if (s->tx_depth > 0)
-			s->tx_failed = true;
 		return r;
 	}
 	return 0;
@@ -251,15 +247,23 @@ int mz_store_objects_dirfd(mz_store *s)
 	return s->objects_fd;
 }
 
+/*
+ * Transactions nest: the outermost is BEGIN IMMEDIATE (taking the write lock
+ * at once, so it never fails half-way on a lock upgrade), the inner ones are
+ * savepoints, so a nested call that fails (say with EEXIST) undoes only its
+ * own work and its caller's transaction goes on.
+ */
 int mz_store_begin(mz_store *s, mz_error_t *err)
 {
-	if (s->tx_depth++ > 0)
-		return 0;
-	s->tx_failed = false;
-	int r = store_exec(s, "BEGIN IMMEDIATE", err);
+	if (s->tx_depth >= MZ_TX_MAX)
+		return mz_error(err, EOVERFLOW, "internal: transactions nested too deep");
+	int r = store_exec(s, s->tx_depth ? "SAVEPOINT mz" : "BEGIN IMMEDIATE", err);
 	if (r < 0)
-		s->tx_depth = 0;
-	return r;
+		return r;
+	if (s->tx_depth == 0)
+		s->tx_failed = false;
+	s->tx_pending[s->tx_depth++] = s->pending_n;
+	return 0;
 }
 
 void store_defer_unlink(mz_store *s, mz_oid id)
@@ -296,8 +300,12 @@ int mz_store_commit(mz_store *s, mz_error_t *err)
 {
 	if (s->tx_depth <= 0)
 		return mz_error(err, EINVAL, "internal: commit without begin");
-	if (--s->tx_depth > 0)
-		return 0;
+	if (--s->tx_depth > 0) {
+		int r = store_exec(s, "RELEASE mz", err);
+		if (r < 0)
+			s->tx_failed = true;
+		return r;
+	}
 	if (s->tx_failed) {
 		store_exec(s, "ROLLBACK", NULL);
 		s->pending_n = s->pending_committed;
@@ -319,8 +327,10 @@ void mz_store_rollback(mz_store *s)
 {
 	if (s->tx_depth <= 0)
 		return;
-	if (--s->tx_depth > 0) {
-		s->tx_failed = true;
+	s->pending_n = s->tx_pending[--s->tx_depth];
+	if (s->tx_depth > 0) {
+		if (store_exec(s, "ROLLBACK TO mz; RELEASE mz", NULL) < 0)
+			s->tx_failed = true;
 		return;
 	}
 	store_exec(s, "ROLLBACK", NULL);

@@ -51,7 +51,8 @@ void mz_store_closep(mz_store **s);
 #define cleanup_store __attribute__((cleanup(mz_store_closep)))
 const char *mz_store_root(mz_store *s);
 
-/* Explicit transactions (nestable: only the outermost one commits). */
+/* Explicit transactions.  They nest: only the outermost one commits, and an
+ * inner one that rolls back undoes only its own work (a savepoint). */
 int mz_store_begin(mz_store *s, mz_error_t *err);
 int mz_store_commit(mz_store *s, mz_error_t *err);
 void mz_store_rollback(mz_store *s);
@@ -238,6 +239,7 @@ int mz_view_listxattr(mz_view *v, mz_ino ino, char **out, size_t *len, mz_error_
 struct mz_check_report {
 	int problems;   /* inconsistencies found */
 	int repaired;   /* of those, fixed */
+	int garbage;    /* leftovers of crashed processes: not problems, gc food */
 };
 /* Verify catalog vs object files vs hashes vs refcounts; print each problem
  * to out.  With repair, fix what can be fixed without losing data. */

@@ -13,13 +13,16 @@ struct stmt_slot {
 	sqlite3_stmt *st;
 };
 
+#define MZ_TX_MAX 32
+
 struct mz_store {
 	char *root;
 	sqlite3 *db;
 	int root_fd;
 	int objects_fd;
 	int tx_depth;
-	bool tx_failed;
+	bool tx_failed;              /* an inner rollback failed: commit must not */
+	size_t tx_pending[MZ_TX_MAX]; /* pending_n when each level began */
 	struct stmt_slot stmts[96];
 	/* object files whose rows went in this transaction: unlinked on commit */
 	mz_oid *pending;
