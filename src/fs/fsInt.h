@@ -30,12 +30,19 @@ struct fs_node {
 	int bk_fd;
 	int bk_id;
 	uint32_t bk_users;
+	/* idle backings (no open uses them) in least-recently-used order */
+	struct fs_node *lru_prev, *lru_next;
+	bool in_lru;
 };
+
+/* Idle backings kept open: enough for a program's working set of files,
+ * few enough that a tree of 100 000 files does not hold 100 000 fds. */
+#define FS_IDLE_BACKINGS 2048
 
 /* An open file or directory. */
 struct fs_handle {
 	struct fs_node *node;
-	int fd;             /* object file (files), -1 for directories */
+	int fd;             /* object file when not passthrough, else -1 */
 	bool passthrough;   /* uses node->bk_id; else reads/writes come to us */
 	bool writable;
 	/* directories: the listing taken at opendir, so readdir neither loses
@@ -65,6 +72,8 @@ struct fs_server {
 	struct imap nodes;   /* ino -> fs_node */
 	struct imap handles; /* fh -> fs_handle */
 	uint64_t next_fh;
+	struct fs_node *lru_head, *lru_tail; /* head: most recently idle */
+	size_t lru_n;
 	char *buf;
 	size_t bufsize;
 };
@@ -141,7 +150,12 @@ void fs_control_close(struct fs_server *S);
 /* Snapshot the served tree (also used by the control socket). */
 int fs_snapshot(struct fs_server *S, const char *version, mz_lid *out, mz_error_t *err);
 
-/* Handles (ops_file.c). */
+/* Handles and backing files (ops_file.c). */
 struct fs_handle *fs_handle_get(struct fs_server *S, uint64_t fh);
+/* The fd to do I/O on for an open file (its own, or its node's backing). */
+int fs_handle_fd(const struct fs_handle *h);
+void fs_backing_drop(struct fs_server *S, struct fs_node *n);
+/* An open using the node's backing closed. */
+void fs_backing_put(struct fs_server *S, struct fs_node *n);
 
 #endif

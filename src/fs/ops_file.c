@@ -39,46 +39,101 @@ static struct fs_node *node_for_open(struct fs_server *S, mz_ino ino)
 	return n;
 }
 
-/* The node's backing id for object obj: 1 if this open can use it, 0 if
- * the node is backed by another object right now, < 0 on error. */
-static int backing_get(struct fs_server *S, struct fs_node *n, mz_oid obj, int fd)
+/*
+ * The kernel allows one passthrough backing file per inode at a time, so a
+ * node keeps one (object fd + backing id) for all its passthrough opens, and
+ * keeps it after they close: opening the file again costs no syscall here.
+ * It is replaced only when no open uses it (after a copy-on-write), and
+ * dropped when the kernel forgets the node.
+ */
+static void lru_remove(struct fs_server *S, struct fs_node *n)
 {
-	if (n->bk_users > 0) {
-		if (n->bk_obj != obj)
-			return 0;
-		n->bk_users++;
-		return 1;
-	}
-	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (dfd < 0)
-		return -errno;
-	struct mz_fuse_backing_map map = {.fd = dfd};
-	int id = ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_OPEN, &map);
-	if (id <= 0) {
-		mz_warn("passthrough refused (%s): serving reads and writes myself",
-			strerror(errno));
-		S->passthrough = false;
-		close(dfd);
-		return 0;
-	}
-	n->bk_obj = obj;
-	n->bk_fd = dfd;
-	n->bk_id = id;
-	n->bk_users = 1;
-	return 1;
+	if (!n->in_lru)
+		return;
+	if (n->lru_prev)
+		n->lru_prev->lru_next = n->lru_next;
+	else
+		S->lru_head = n->lru_next;
+	if (n->lru_next)
+		n->lru_next->lru_prev = n->lru_prev;
+	else
+		S->lru_tail = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+	n->in_lru = false;
+	S->lru_n--;
 }
 
-static void backing_put(struct fs_server *S, struct fs_node *n)
+void fs_backing_drop(struct fs_server *S, struct fs_node *n)
 {
-	if (n->bk_users == 0 || --n->bk_users > 0)
+	lru_remove(S, n);
+	if (n->bk_id <= 0)
 		return;
-	/* Only now: the kernel looks ids up after our reply to OPEN. */
 	if (ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_CLOSE, &n->bk_id) < 0)
 		mz_debug("backing close: %s", strerror(errno));
 	close(n->bk_fd);
 	n->bk_fd = -1;
 	n->bk_id = 0;
 	n->bk_obj = 0;
+}
+
+/* 1 if this open can pass through to obj, 0 if the node is backed by another
+ * object right now (or passthrough is off), < 0 on error. */
+static int backing_get(struct fs_server *S, struct fs_node *n, mz_oid obj, bool private,
+		       mz_error_t *err)
+{
+	if (n->bk_id > 0 && n->bk_obj == obj) {
+		lru_remove(S, n);
+		n->bk_users++;
+		return 1;
+	}
+	if (n->bk_id > 0) {
+		if (n->bk_users > 0)
+			return 0;
+		fs_backing_drop(S, n);
+	}
+	/* Sealed objects are opened read-only, so no bug can write one. */
+	cleanup_close int fd = mz_object_open(S->store, obj, private ? O_RDWR : O_RDONLY, err);
+	if (fd < 0)
+		return fd;
+	/* Contract with `store dedup`: a private object a server may write is
+	 * share-locked; dedup needs LOCK_EX to merge it. */
+	if (private && flock(fd, LOCK_SH) < 0)
+		return mz_error_sys(err, errno, "flock object %lld", (long long)obj);
+	struct mz_fuse_backing_map map = {.fd = fd};
+	int id = ioctl(S->dev_fd, MZ_FUSE_DEV_IOC_BACKING_OPEN, &map);
+	if (id <= 0) {
+		mz_warn("passthrough refused (%s): serving reads and writes myself",
+			strerror(errno));
+		S->passthrough = false;
+		return 0;
+	}
+	n->bk_obj = obj;
+	n->bk_fd = steal_fd(&fd);
+	n->bk_id = id;
+	n->bk_users = 1;
+	return 1;
+}
+
+void fs_backing_put(struct fs_server *S, struct fs_node *n)
+{
+	if (n->bk_users == 0 || --n->bk_users > 0)
+		return;
+	n->lru_prev = NULL;
+	n->lru_next = S->lru_head;
+	if (S->lru_head)
+		S->lru_head->lru_prev = n;
+	else
+		S->lru_tail = n;
+	S->lru_head = n;
+	n->in_lru = true;
+	S->lru_n++;
+	while (S->lru_n > FS_IDLE_BACKINGS)
+		fs_backing_drop(S, S->lru_tail);
+}
+
+int fs_handle_fd(const struct fs_handle *h)
+{
+	return h->passthrough ? h->node->bk_fd : h->fd;
 }
 
 /* Open ino's object for the kernel; fills the open reply. */
@@ -93,43 +148,33 @@ static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
 		return S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	bool writable = (flags & O_ACCMODE) != O_RDONLY;
 	bool trunc = (flags & O_TRUNC) != 0;
-	cleanup_close int fd = -1;
 	mz_oid obj = a.object;
-	for (int tries = 0;; tries++) {
-		if (writable || trunc || obj == 0) {
-			rc = mz_view_make_writable(S->view, ino, trunc ? 0 : -1, &obj, err);
-			if (rc < 0)
-				return rc;
-		}
-		fd = mz_object_open(S->store, obj, writable ? O_RDWR : O_RDONLY, err);
-		if (fd < 0)
-			return fd;
-		if (!writable)
-			break;
-		/* Contract with `store dedup`: an object open for writing is
-		 * share-locked, and dedup (LOCK_EX) never merges it under a writer.
-		 * Dedup may have merged it just before the lock: look again. */
-		if (flock(fd, LOCK_SH) < 0)
-			return -errno;
-		if ((rc = mz_view_getattr(S->view, ino, &a, err)) < 0)
+	bool private = obj && !a.object_sealed;
+	if (writable || trunc || obj == 0) {
+		if ((rc = mz_view_make_writable(S->view, ino, trunc ? 0 : -1, &obj, err)) < 0)
 			return rc;
-		if ((a.object == obj && !a.object_sealed) || tries == 3)
-			break;
-		close(steal_fd(&fd));
+		private = true;
 	}
 	if (trunc) {
-		if (ftruncate(fd, 0) < 0)
+		cleanup_close int tfd = mz_object_open(S->store, obj, O_WRONLY, err);
+		if (tfd < 0)
+			return tfd;
+		if (ftruncate(tfd, 0) < 0)
 			return -errno;
 		struct mz_inode n = {.size = 0};
 		if ((rc = mz_view_setattr(S->view, ino, &n, MZ_SET_SIZE, err)) < 0)
 			return rc;
 	}
 	struct fs_node *node = node_for_open(S, ino);
-	bool through = false;
-	if (S->passthrough && (rc = backing_get(S, node, obj, fd)) < 0)
-		return rc;
-	if (S->passthrough && rc == 1)
-		through = true;
+	int through = 0;
+	if (S->passthrough && (through = backing_get(S, node, obj, private, err)) < 0)
+		return through;
+	cleanup_close int fd = -1;
+	if (!through) {
+		fd = mz_object_open(S->store, obj, writable ? O_RDWR : O_RDONLY, err);
+		if (fd < 0)
+			return fd;
+	}
 	struct fs_handle *h = xcalloc(1, sizeof(*h));
 	h->node = node;
 	node->nopen++;
@@ -227,11 +272,11 @@ int fs_op_read(struct fs_server *S, const struct fs_req *r)
 {
 	const struct fuse_read_in *in = r->arg;
 	struct fs_handle *h = fs_handle_get(S, in->fh);
-	if (h == NULL || h->fd < 0)
+	if (h == NULL)
 		return fs_reply_err(S, r, -EBADF);
 	size_t size = in->size < S->bufsize ? in->size : S->bufsize;
 	cleanup_free char *buf = xmalloc(size);
-	ssize_t n = pread(h->fd, buf, size, in->offset);
+	ssize_t n = pread(fs_handle_fd(h), buf, size, in->offset);
 	if (n < 0)
 		return fs_reply_err(S, r, -errno);
 	return fs_reply(S, r, buf, n);
@@ -241,11 +286,11 @@ int fs_op_write(struct fs_server *S, const struct fs_req *r)
 {
 	const struct fuse_write_in *in = r->arg;
 	struct fs_handle *h = fs_handle_get(S, in->fh);
-	if (h == NULL || h->fd < 0 || !h->writable)
+	if (h == NULL || !h->writable)
 		return fs_reply_err(S, r, -EBADF);
 	if (r->arglen < sizeof(*in) + in->size)
 		return fs_reply_err(S, r, -EINVAL);
-	ssize_t n = pwrite(h->fd, (const char *)(in + 1), in->size, in->offset);
+	ssize_t n = pwrite(fs_handle_fd(h), (const char *)(in + 1), in->size, in->offset);
 	if (n < 0)
 		return fs_reply_err(S, r, -errno);
 	struct fuse_write_out o = {.size = n};
@@ -259,8 +304,9 @@ int fs_op_release(struct fs_server *S, const struct fs_req *r)
 	if (h) {
 		struct fs_node *n = h->node;
 		if (h->passthrough)
-			backing_put(S, n);
-		close(h->fd);
+			fs_backing_put(S, n);
+		else
+			close(h->fd);
 		n->nopen--;
 		if (h->writable)
 			n->nwriters--;
@@ -279,8 +325,9 @@ int fs_op_fsync(struct fs_server *S, const struct fs_req *r)
 {
 	const struct fuse_fsync_in *in = r->arg;
 	struct fs_handle *h = fs_handle_get(S, in->fh);
-	if (h && h->fd >= 0) {
-		int rc = (in->fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd);
+	if (h) {
+		int fd = fs_handle_fd(h);
+		int rc = (in->fsync_flags & 1) ? fdatasync(fd) : fsync(fd);
 		if (rc < 0)
 			return fs_reply_err(S, r, -errno);
 	}
@@ -298,7 +345,7 @@ int fs_op_fallocate(struct fs_server *S, const struct fs_req *r)
 	struct fs_handle *h = fs_handle_get(S, in->fh);
 	if (h == NULL || !h->writable)
 		return fs_reply_err(S, r, -EBADF);
-	if (fallocate(h->fd, in->mode, in->offset, in->length) < 0)
+	if (fallocate(fs_handle_fd(h), in->mode, in->offset, in->length) < 0)
 		return fs_reply_err(S, r, -errno);
 	return fs_reply_err(S, r, 0);
 }
@@ -309,7 +356,7 @@ int fs_op_lseek(struct fs_server *S, const struct fs_req *r)
 	struct fs_handle *h = fs_handle_get(S, in->fh);
 	if (h == NULL)
 		return fs_reply_err(S, r, -EBADF);
-	off_t off = lseek(h->fd, in->offset, in->whence);
+	off_t off = lseek(fs_handle_fd(h), in->offset, in->whence);
 	if (off < 0)
 		return fs_reply_err(S, r, -errno);
 	struct fuse_lseek_out o = {.offset = off};

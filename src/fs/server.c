@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -117,6 +118,7 @@ void fs_node_maybe_reap(struct fs_server *S, struct fs_node *n)
 	if (n->nlookup > 0 || n->nopen > 0)
 		return;
 	imap_del(&S->nodes, n->ino);
+	fs_backing_drop(S, n);
 	if (n->unlinked) {
 		mz_error_t err cleanup_error = NULL;
 		if (mz_view_reap(S->view, n->ino, &err) < 0)
@@ -375,9 +377,12 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 	return 0;
 }
 
-static void free_node(int64_t key UNUSED, void *val, void *arg UNUSED)
+static void free_node(int64_t key UNUSED, void *val, void *arg)
 {
-	free(val);
+	struct fs_node *n = val;
+	if (n->bk_id > 0)
+		close(n->bk_fd);
+	free(n);
 }
 
 static void free_handle(int64_t key UNUSED, void *val, void *arg UNUSED)
@@ -387,6 +392,16 @@ static void free_handle(int64_t key UNUSED, void *val, void *arg UNUSED)
 		close(h->fd);
 	mz_dirents_free(h->ents, h->nents);
 	free(h);
+}
+
+/* Programs in a tree may hold many files open, each an fd here. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 /* One server per tree: a second would corrupt the first's view of it. */
@@ -421,6 +436,7 @@ int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		return r;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	imap_init(&S.nodes);
 	imap_init(&S.handles);
 	S.bufsize = FS_MAX_WRITE + 64 * 1024;

@@ -48,7 +48,7 @@ static int gc_layers(mz_store *s, struct mz_gc_report *rep, mz_error_t *err)
 			rep->layers += r;
 	}
 	store_idlist_free(&ids);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* Is some import (a building layer with a live owner) running? */
