@@ -74,6 +74,7 @@ struct fs_server {
 	uint64_t next_fh;
 	struct fs_node *lru_head, *lru_tail; /* head: most recently idle */
 	size_t lru_n;
+	uint64_t op_count[64]; /* requests per opcode (logged at exit, debug) */
 	char *buf;
 	size_t bufsize;
 };

@@ -270,6 +270,7 @@ static fs_op_fn op_table(uint32_t op)
 static void fs_dispatch(struct fs_server *S, const struct fs_req *r)
 {
 	uint32_t op = r->h->opcode;
+	S->op_count[op < 64 ? op : 63]++;
 	if (op == FUSE_FORGET) {
 		fs_op_forget(S, r); /* no reply */
 		return;
@@ -343,35 +344,62 @@ static void ready(struct fs_server *S, const char *msg)
 	S->opts.ready_fd = -1;
 }
 
+/* Group commit: the catalog transaction of a burst of requests is committed
+ * once the tree has been idle this long, or once it is this old. */
+#define FS_BATCH_IDLE_MS 2
+#define FS_BATCH_MAX_NS (20 * 1000 * 1000)
+
+static void fs_flush(struct fs_server *S)
+{
+	mz_error_t err cleanup_error = NULL;
+	if (mz_store_flush(S->store, &err) < 0) {
+		mz_err("catalog commit failed, the last changes are lost: %s",
+		       err ? err->msg : "");
+		mz_view_invalidate(S->view);
+	}
+}
+
 static int fs_loop(struct fs_server *S, mz_error_t *err)
 {
 	struct pollfd p[2] = {{.fd = S->dev_fd, .events = POLLIN},
 			      {.fd = S->ctl_fd, .events = POLLIN}};
 	while (!S->exiting) {
-		if (poll(p, S->ctl_fd >= 0 ? 2 : 1, -1) < 0) {
+		int64_t age = mz_store_batch_age_ns(S->store);
+		if (age >= FS_BATCH_MAX_NS) {
+			fs_flush(S);
+			age = -1;
+		}
+		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, age >= 0 ? FS_BATCH_IDLE_MS : -1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mz_error_sys(err, errno, "poll");
 		}
-		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN))
+		if (n == 0) {
+			fs_flush(S);
+			continue;
+		}
+		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN)) {
+			fs_flush(S);
 			fs_control_handle(S);
+		}
 		if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
-		ssize_t n = read(S->dev_fd, S->buf, S->bufsize);
-		if (n < 0) {
+		ssize_t len = read(S->dev_fd, S->buf, S->bufsize);
+		if (len < 0) {
 			if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
 				continue;
 			if (errno == ENODEV)
 				return 0; /* unmounted */
 			return mz_error_sys(err, errno, "read /dev/fuse");
 		}
-		if ((size_t)n < sizeof(struct fuse_in_header))
+		if ((size_t)len < sizeof(struct fuse_in_header))
 			continue;
 		struct fs_req r = {.h = (const struct fuse_in_header *)S->buf};
-		if (r.h->len != (size_t)n)
+		if (r.h->len != (size_t)len)
 			continue;
 		r.arg = S->buf + sizeof(*r.h);
-		r.arglen = n - sizeof(*r.h);
+		r.arglen = len - sizeof(*r.h);
 		fs_dispatch(S, &r);
 	}
 	return 0;
@@ -462,9 +490,14 @@ int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		ready(&S, msg);
 	} else {
 		ready(&S, "ok\n");
+		mz_store_set_batch(S.store, true);
 		r = fs_loop(&S, err);
+		mz_store_set_batch(S.store, false);
 	}
 	fs_control_close(&S);
+	for (int i = 0; i < 64; i++)
+		if (S.op_count[i])
+			mz_debug("opcode %d: %llu requests", i, (unsigned long long)S.op_count[i]);
 	imap_foreach(&S.handles, free_handle, NULL);
 	imap_foreach(&S.nodes, free_node, NULL);
 	imap_free(&S.handles);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +25,9 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO meta VALUES('schema', 1), ('next_ino', 2);"
 	"CREATE TABLE IF NOT EXISTS object("
-	"  id INTEGER PRIMARY KEY,"
+	/* AUTOINCREMENT: an id is never handed out twice, so a file whose row
+	 * went can be unlinked later without hitting a new object's file. */
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  hash BLOB UNIQUE,"               /* NULL while private */
 	"  size INTEGER NOT NULL DEFAULT 0,"
 	"  refs INTEGER NOT NULL DEFAULT 0,"
@@ -162,6 +166,15 @@ static int store_make_dirs(mz_store *s, mz_error_t *err)
 	s->objects_fd = openat(s->root_fd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->objects_fd < 0)
 		return mz_error_sys(err, errno, "cannot open %s/objects", s->root);
+	/* ext4 places a directory's files in its block group, and a group with
+	 * much create/delete churn makes each new inode cost a scan of recently
+	 * deleted ones (measured: 186 us per create against 7 us).  The top-dir
+	 * flag has the 256 subdirectories spread over the disk's groups. */
+	int fl = 0;
+	if (ioctl(s->objects_fd, FS_IOC_GETFLAGS, &fl) == 0 && !(fl & FS_TOPDIR_FL)) {
+		fl |= FS_TOPDIR_FL;
+		ioctl(s->objects_fd, FS_IOC_SETFLAGS, &fl);
+	}
 	for (int i = 0; i < 256; i++) {
 		char d[4];
 		snprintf(d, sizeof(d), "%02x", i);
@@ -216,8 +229,10 @@ void mz_store_close(mz_store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->db && s->tx_depth == 0)
+	if (s->db && s->tx_depth == 0) {
+		mz_store_flush(s, NULL);
 		store_flush_unlinks(s);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++)
 		sqlite3_finalize(s->stmts[i].st);
 	if (s->db)
@@ -252,18 +267,112 @@ int mz_store_objects_dirfd(mz_store *s)
  * at once, so it never fails half-way on a lock upgrade), the inner ones are
  * savepoints, so a nested call that fails (say with EEXIST) undoes only its
  * own work and its caller's transaction goes on.
+ *
+ * In batch mode (a tree server under load) the outermost level is a savepoint
+ * too, inside one long transaction that mz_store_flush() commits: many small
+ * operations share one commit, as a journaling file system groups its
+ * updates.  Each operation stays atomic; what was not flushed is lost by a
+ * crash as a whole, never in part, and mz_store_sync() flushes first.
  */
+static int tx_exec(mz_store *s, const char *sql, mz_error_t *err)
+{
+	/* A rollback may undo the catalog's hand-out of our inode block. */
+	if (strncmp(sql, "ROLLBACK", 8) == 0)
+		s->ino_next = s->ino_end = 0;
+	sqlite3_stmt *st = store_stmt(s, sql);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_dberr(s, err, sql);
+	return 0;
+}
+
+void mz_store_set_batch(mz_store *s, bool on)
+{
+	if (!on)
+		mz_store_flush(s, NULL);
+	s->batching = on;
+}
+
 int mz_store_begin(mz_store *s, mz_error_t *err)
 {
 	if (s->tx_depth >= MZ_TX_MAX)
 		return mz_error(err, EOVERFLOW, "internal: transactions nested too deep");
-	int r = store_exec(s, s->tx_depth ? "SAVEPOINT mz" : "BEGIN IMMEDIATE", err);
-	if (r < 0)
+	int r;
+	if (s->tx_depth == 0 && s->batching && !s->batch_open) {
+		if ((r = tx_exec(s, "BEGIN IMMEDIATE", err)) < 0)
+			return r;
+		s->batch_open = true;
+		s->batch_start_ns = mono_ns();
+		s->tx_failed = false;
+	}
+	bool outer = s->tx_depth == 0 && !s->batch_open;
+	if ((r = tx_exec(s, outer ? "BEGIN IMMEDIATE" : "SAVEPOINT mz", err)) < 0)
 		return r;
-	if (s->tx_depth == 0)
+	if (outer)
 		s->tx_failed = false;
 	s->tx_pending[s->tx_depth++] = s->pending_n;
 	return 0;
+}
+
+/* The real COMMIT of the outermost transaction (or batch). */
+static int tx_commit(mz_store *s, mz_error_t *err)
+{
+	if (s->tx_failed) {
+		tx_exec(s, "ROLLBACK", NULL);
+		s->pending_n = s->pending_committed;
+		return mz_error(err, EIO, "catalog: transaction failed and was rolled back");
+	}
+	int r = tx_exec(s, "COMMIT", err);
+	if (r < 0) {
+		tx_exec(s, "ROLLBACK", NULL);
+		s->pending_n = s->pending_committed;
+		return r;
+	}
+	s->pending_committed = s->pending_n;
+	if (s->pending_n >= 256)
+		store_flush_unlinks(s);
+	return 0;
+}
+
+int mz_store_commit(mz_store *s, mz_error_t *err)
+{
+	if (s->tx_depth <= 0)
+		return mz_error(err, EINVAL, "internal: commit without begin");
+	if (--s->tx_depth > 0 || s->batch_open) {
+		int r = tx_exec(s, "RELEASE mz", err);
+		if (r < 0)
+			s->tx_failed = true;
+		return r;
+	}
+	return tx_commit(s, err);
+}
+
+void mz_store_rollback(mz_store *s)
+{
+	if (s->tx_depth <= 0)
+		return;
+	s->pending_n = s->tx_pending[--s->tx_depth];
+	if (s->tx_depth > 0 || s->batch_open) {
+		if (tx_exec(s, "ROLLBACK TO mz", NULL) < 0 || tx_exec(s, "RELEASE mz", NULL) < 0)
+			s->tx_failed = true;
+		return;
+	}
+	tx_exec(s, "ROLLBACK", NULL);
+	s->pending_n = s->pending_committed;
+}
+
+int mz_store_flush(mz_store *s, mz_error_t *err)
+{
+	if (!s->batch_open || s->tx_depth > 0)
+		return 0;
+	s->batch_open = false;
+	return tx_commit(s, err);
+}
+
+int64_t mz_store_batch_age_ns(mz_store *s)
+{
+	return s->batch_open ? mono_ns() - s->batch_start_ns : -1;
 }
 
 void store_defer_unlink(mz_store *s, mz_oid id)
@@ -285,56 +394,22 @@ static void store_flush_unlinks(mz_store *s)
 {
 	if (s->pending_committed == 0 || store_sync_wal(s, NULL) < 0)
 		return;
+	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM object WHERE id = ?");
 	for (size_t i = 0; i < s->pending_committed; i++) {
+		/* Never the file of a row that exists (defence in depth). */
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, s->pending[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			continue;
 		char rel[32];
 		mz_object_relpath(s->pending[i], rel);
 		unlinkat(s->objects_fd, rel, 0);
 	}
+	sqlite3_reset(st);
 	memmove(s->pending, s->pending + s->pending_committed,
 		(s->pending_n - s->pending_committed) * sizeof(*s->pending));
 	s->pending_n -= s->pending_committed;
 	s->pending_committed = 0;
-}
-
-int mz_store_commit(mz_store *s, mz_error_t *err)
-{
-	if (s->tx_depth <= 0)
-		return mz_error(err, EINVAL, "internal: commit without begin");
-	if (--s->tx_depth > 0) {
-		int r = store_exec(s, "RELEASE mz", err);
-		if (r < 0)
-			s->tx_failed = true;
-		return r;
-	}
-	if (s->tx_failed) {
-		store_exec(s, "ROLLBACK", NULL);
-		s->pending_n = s->pending_committed;
-		return mz_error(err, EIO, "catalog: transaction failed and was rolled back");
-	}
-	int r = store_exec(s, "COMMIT", err);
-	if (r < 0) {
-		store_exec(s, "ROLLBACK", NULL);
-		s->pending_n = s->pending_committed;
-		return r;
-	}
-	s->pending_committed = s->pending_n;
-	if (s->pending_n >= 256)
-		store_flush_unlinks(s);
-	return 0;
-}
-
-void mz_store_rollback(mz_store *s)
-{
-	if (s->tx_depth <= 0)
-		return;
-	s->pending_n = s->tx_pending[--s->tx_depth];
-	if (s->tx_depth > 0) {
-		if (store_exec(s, "ROLLBACK TO mz; RELEASE mz", NULL) < 0)
-			s->tx_failed = true;
-		return;
-	}
-	store_exec(s, "ROLLBACK", NULL);
-	s->pending_n = s->pending_committed;
 }
 
 static int store_sync_wal(mz_store *s, mz_error_t *err)
@@ -354,20 +429,32 @@ static int store_sync_wal(mz_store *s, mz_error_t *err)
 
 int mz_store_sync(mz_store *s, mz_error_t *err)
 {
-	int r = store_sync_wal(s, err);
+	int r = mz_store_flush(s, err);
+	if (r < 0)
+		return r;
+	r = store_sync_wal(s, err);
 	if (r == 0 && s->tx_depth == 0)
 		store_flush_unlinks(s);
 	return r;
 }
 
+/* Inode numbers come from the catalog in blocks, so a create does not touch
+ * the meta row each time.  A block taken by a transaction that rolls back is
+ * forgotten at every rollback (see tx_exec); one taken by a process that
+ * dies is skipped (numbers are never reused, only unused). */
 int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err)
 {
-	sqlite3_stmt *st = store_stmt(
-		s, "UPDATE meta SET value = value + 1 WHERE key = 'next_ino' RETURNING value - 1");
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return store_dberr(s, err, "allocate inode");
-	*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if (s->ino_next == 0 || s->ino_next >= s->ino_end) {
+		sqlite3_stmt *st = store_stmt(
+			s, "UPDATE meta SET value = value + 256 WHERE key = 'next_ino' "
+			   "RETURNING value - 256");
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return store_dberr(s, err, "allocate inode");
+		s->ino_next = sqlite3_column_int64(st, 0);
+		s->ino_end = s->ino_next + 256;
+		sqlite3_reset(st);
+	}
+	*out = s->ino_next++;
 	return 0;
 }
 

@@ -56,7 +56,13 @@ const char *mz_store_root(mz_store *s);
 int mz_store_begin(mz_store *s, mz_error_t *err);
 int mz_store_commit(mz_store *s, mz_error_t *err);
 void mz_store_rollback(mz_store *s);
-/* Make everything committed so far durable (fsync of the catalog's WAL). */
+/* Group commit: with batch on, the outermost commit keeps the transaction
+ * open; mz_store_flush() commits all that is pending (a no-op otherwise). */
+void mz_store_set_batch(mz_store *s, bool on);
+int mz_store_flush(mz_store *s, mz_error_t *err);
+/* How long the open batch has been open (-1: none). */
+int64_t mz_store_batch_age_ns(mz_store *s);
+/* Make everything done so far durable: flush the batch, fsync the WAL. */
 int mz_store_sync(mz_store *s, mz_error_t *err);
 
 /* ---- objects ---------------------------------------------------------- */
@@ -176,6 +182,8 @@ mz_ino mz_view_root(mz_view *v);
 mz_lid mz_view_top(mz_view *v);
 bool mz_view_writable(mz_view *v);
 mz_store *mz_view_store(mz_view *v);
+/* Forget cached inode rows (after a failed batch commit). */
+void mz_view_invalidate(mz_view *v);
 /* Re-read the layer chain (after a snapshot moved the tree onto a new version). */
 int mz_view_reload(mz_view *v, mz_error_t *err);
 

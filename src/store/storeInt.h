@@ -21,6 +21,9 @@ struct mz_store {
 	int root_fd;
 	int objects_fd;
 	int tx_depth;
+	bool batching, batch_open;   /* group commit (mz_store_set_batch) */
+	int64_t batch_start_ns;
+	mz_ino ino_next, ino_end;    /* inode numbers handed to us, not yet used */
 	bool tx_failed;              /* an inner rollback failed: commit must not */
 	size_t tx_pending[MZ_TX_MAX]; /* pending_n when each level began */
 	struct stmt_slot stmts[96];

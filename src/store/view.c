@@ -23,6 +23,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../lib/imap.h"
 #include "../lib/util.h"
 
 struct mz_view {
@@ -31,10 +32,40 @@ struct mz_view {
 	int depth;
 	mz_ino root;
 	bool writable;
+	/* Inode rows as last read (catalog values; object-file values are
+	 * re-read each time).  Only this view writes its tree, so the cache is
+	 * exact: every write below drops the entries it touches, a rollback
+	 * drops them all. */
+	struct imap cache;
 };
+
+struct vcache {
+	struct mz_inode a;
+	int8_t has_xattr; /* -1 unknown */
+};
+
+#define VIEW_CACHE_MAX 200000
+
+static void cache_free_one(int64_t k UNUSED, void *v, void *arg UNUSED)
+{
+	free(v);
+}
+
+void mz_view_invalidate(mz_view *v)
+{
+	imap_foreach(&v->cache, cache_free_one, NULL);
+	imap_free(&v->cache);
+	imap_init(&v->cache);
+}
+
+static void cache_drop(mz_view *v, mz_ino ino)
+{
+	free(imap_del(&v->cache, ino));
+}
 
 int mz_view_reload(mz_view *v, mz_error_t *err)
 {
+	mz_view_invalidate(v);
 	mz_lid id = v->chain ? v->chain[0] : 0;
 	free(v->chain);
 	v->chain = NULL;
@@ -65,6 +96,7 @@ int mz_view_open(mz_store *s, mz_lid layer, mz_view **out, mz_error_t *err)
 {
 	mz_view *v = xcalloc(1, sizeof(*v));
 	v->s = s;
+	imap_init(&v->cache);
 	v->chain = xmalloc(sizeof(*v->chain));
 	v->chain[0] = layer;
 	int r = mz_view_reload(v, err);
@@ -80,6 +112,8 @@ void mz_view_close(mz_view *v)
 {
 	if (v == NULL)
 		return;
+	imap_foreach(&v->cache, cache_free_one, NULL);
+	imap_free(&v->cache);
 	free(v->chain);
 	free(v);
 }
@@ -156,7 +190,30 @@ static void inode_fill_from_object(mz_view *v, struct mz_inode *a)
 		a->ctime_ns = c;
 }
 
+static int getattr_db(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err);
+
 int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	struct vcache *c = imap_get(&v->cache, ino);
+	if (c == NULL) {
+		int r = getattr_db(v, ino, a, err);
+		if (r < 0)
+			return r;
+		if (v->cache.n >= VIEW_CACHE_MAX)
+			mz_view_invalidate(v);
+		c = xmalloc(sizeof(*c));
+		c->a = *a;
+		c->has_xattr = -1;
+		imap_put(&v->cache, ino, c);
+	}
+	*a = c->a;
+	a->blocks = (a->size + 511) / 512;
+	if (a->object)
+		inode_fill_from_object(v, a);
+	return 0;
+}
+
+static int getattr_db(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(
 		v->s, "SELECT i.mode, i.uid, i.gid, i.nlink, i.rdev, i.size, i.atime, i.mtime, "
@@ -188,9 +245,6 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 		a->object_sealed = sqlite3_column_int(st, 10);
 		a->object_refs = sqlite3_column_int64(st, 11);
 		sqlite3_reset(st);
-		a->blocks = (a->size + 511) / 512;
-		if (a->object)
-			inode_fill_from_object(v, a);
 		return 0;
 	}
 	sqlite3_reset(st);
@@ -356,11 +410,13 @@ static int copy_up(mz_view *v, struct mz_inode *a, mz_error_t *err)
 	a->layer = v->chain[0];
 	if (a->object)
 		a->object_refs++;
+	cache_drop(v, a->ino);
 	return 0;
 }
 
 static int inode_store(mz_view *v, const struct mz_inode *a, mz_error_t *err)
 {
+	cache_drop(v, a->ino);
 	sqlite3_stmt *st = store_stmt(
 		v->s, "UPDATE inode SET mode = ?, uid = ?, gid = ?, nlink = ?, rdev = ?, size = ?, "
 		      "atime = ?, mtime = ?, ctime = ?, object = NULLIF(?, 0) "
@@ -442,6 +498,7 @@ static int getattr_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *e
 		tx_r_ = (body);                            \
 		if (tx_r_ < 0) {                           \
 			mz_store_rollback((v)->s);         \
+			mz_view_invalidate(v);             \
 			return tx_r_;                      \
 		}                                          \
 		return mz_store_commit((v)->s, err);       \
@@ -795,37 +852,43 @@ int mz_view_make_writable(mz_view *v, mz_ino ino, int64_t keep_bytes, mz_oid *ou
 
 static int view_reap(mz_view *v, mz_ino ino, mz_error_t *err)
 {
+	enum { BATCH = 64 };
+	mz_oid objs[BATCH];
+	mz_ino inos[BATCH];
+	size_t n = 0;
 	sqlite3_stmt *st = store_stmt(
-		v->s, "DELETE FROM inode WHERE layer = ? AND (? = 0 OR ino = ?) AND nlink = 0 "
-		      "RETURNING ino, IFNULL(object, 0)");
+		v->s, "SELECT ino, IFNULL(object, 0) FROM inode "
+		      "WHERE layer = ? AND (? = 0 OR ino = ?) AND nlink = 0 LIMIT 64");
 	sqlite3_bind_int64(st, 1, v->chain[0]);
 	sqlite3_bind_int64(st, 2, ino);
 	sqlite3_bind_int64(st, 3, ino);
-	mz_oid objs[64];
-	mz_ino inos[64];
-	size_t n = 0;
 	int rc;
-	/* RETURNING rows come before the statement finishes: collect, then act. */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n < ARRAY_SIZE(objs)) {
-			inos[n] = sqlite3_column_int64(st, 0);
-			objs[n++] = sqlite3_column_int64(st, 1);
+	while (n < BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		inos[n] = sqlite3_column_int64(st, 0);
+		objs[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	static const char *const dels[] = {
+		"DELETE FROM inode WHERE layer = ? AND ino = ?",
+		"DELETE FROM xattr WHERE layer = ? AND ino = ?",
+	};
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < ARRAY_SIZE(dels); k++) {
+			sqlite3_stmt *d = store_stmt(v->s, dels[k]);
+			sqlite3_bind_int64(d, 1, v->chain[0]);
+			sqlite3_bind_int64(d, 2, inos[i]);
+			int r = store_step_done(v->s, d, err, "reap");
+			if (r < 0)
+				return r;
+		}
+		cache_drop(v, inos[i]);
+		if (objs[i]) {
+			int r = store_object_drop_if_unused(v->s, objs[i], err);
+			if (r < 0)
+				return r;
 		}
 	}
-	if (rc != SQLITE_DONE)
-		return store_dberr(v->s, err, "reap");
-	sqlite3_reset(st);
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *x = store_stmt(v->s, "DELETE FROM xattr WHERE layer = ? AND ino = ?");
-		sqlite3_bind_int64(x, 1, v->chain[0]);
-		sqlite3_bind_int64(x, 2, inos[i]);
-		int r = store_step_done(v->s, x, err, "reap xattrs");
-		if (r == 0 && objs[i])
-			r = store_object_drop_if_unused(v->s, objs[i], err);
-		if (r < 0)
-			return r;
-	}
-	return n == ARRAY_SIZE(objs) ? 1 : 0;
+	return n == BATCH ? 1 : 0;
 }
 
 static int view_reap_one(mz_view *v, mz_ino ino, mz_error_t *err)
@@ -852,6 +915,7 @@ int mz_view_reap_all(mz_view *v, mz_error_t *err)
 		r = view_reap(v, 0, err);
 		if (r < 0) {
 			mz_store_rollback(v->s);
+			mz_view_invalidate(v);
 			return r;
 		}
 		int c = mz_store_commit(v->s, err);
@@ -871,6 +935,21 @@ int mz_view_getxattr(mz_view *v, mz_ino ino, const char *name, void **val, size_
 	int r = getattr_err(v, ino, &a, err);
 	if (r < 0)
 		return r;
+	/* The kernel asks for security.capability at every write and chown:
+	 * remember which inodes have no xattrs at all. */
+	struct vcache *c = imap_get(&v->cache, ino);
+	if (c && c->has_xattr < 0) {
+		sqlite3_stmt *e = store_stmt(
+			v->s, "SELECT EXISTS(SELECT 1 FROM xattr WHERE layer = ? AND ino = ?)");
+		sqlite3_bind_int64(e, 1, a.layer);
+		sqlite3_bind_int64(e, 2, ino);
+		if (sqlite3_step(e) != SQLITE_ROW)
+			return store_dberr(v->s, err, "getxattr");
+		c->has_xattr = sqlite3_column_int(e, 0);
+		sqlite3_reset(e);
+	}
+	if (c && c->has_xattr == 0)
+		return -ENODATA;
 	sqlite3_stmt *st = store_stmt(
 		v->s, "SELECT value FROM xattr WHERE layer = ? AND ino = ? AND name = ?");
 	sqlite3_bind_int64(st, 1, a.layer);
