@@ -24,8 +24,18 @@ struct mz_fs_opts {
 	int ready_fd;    /* written "ok\n" or "error: ...\n" once mounted; -1 none */
 };
 
-/* Mount tree `layer` at mountpoint and serve it until it is unmounted.
- * Runs in the calling process (callers daemonize first). */
+/* A running server of one tree. */
+struct fs_server;
+/* Open the store, claim the tree, mount it (nothing is served yet). */
+int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
+		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err);
+/* Serve requests until the tree is unmounted (any thread, once). */
+int mz_fs_run(struct fs_server *S, mz_error_t *err);
+/* Release everything (after mz_fs_run returned, or instead of it). */
+void mz_fs_stop(struct fs_server *S);
+
+/* start + run + stop: mount tree `layer` at mountpoint and serve it until it
+ * is unmounted, in the calling process (callers daemonize first). */
 int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, mz_error_t *err);
 

@@ -452,70 +452,98 @@ static int claim_tree(struct fs_server *S, mz_error_t *err)
 	return mz_store_commit(S->store, err);
 }
 
+int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
+		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err)
+{
+	struct fs_server *S = xcalloc(1, sizeof(*S));
+	S->dev_fd = S->ctl_fd = -1;
+	S->layer = layer;
+	S->next_fh = 1;
+	S->opts = *o;
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	imap_init(&S->nodes);
+	imap_init(&S->handles);
+	S->bufsize = FS_MAX_WRITE + 64 * 1024;
+	S->buf = xmalloc(S->bufsize);
+	int r = 0;
+	S->mountpoint = realpath(mountpoint, NULL);
+	if (S->mountpoint == NULL)
+		r = mz_error_sys(err, errno, "mount point %s", mountpoint);
+	if (r == 0)
+		r = mz_store_open(store_root, &S->store, err);
+	if (r == 0) {
+		S->root_path = xstrdup(mz_store_root(S->store));
+		r = mz_view_open(S->store, layer, &S->view, err);
+	}
+	if (r == 0 && !mz_view_writable(S->view))
+		r = mz_error(err, EINVAL, "only a tree can be served; make one from the version");
+	if (r == 0)
+		r = claim_tree(S, err);
+	/* Inodes unlinked while open when a previous server died. */
+	if (r == 0)
+		r = mz_view_reap_all(S->view, err);
+	if (r == 0)
+		r = fs_control_open(S, err);
+	if (r == 0)
+		r = fs_mount(S, err);
+	if (r < 0) {
+		cleanup_free char *msg = xasprintf("error: %s\n", (err && *err) ? (*err)->msg : "");
+		ready(S, msg);
+		mz_fs_stop(S);
+		return r;
+	}
+	ready(S, "ok\n");
+	*out = S;
+	return 0;
+}
+
+int mz_fs_run(struct fs_server *S, mz_error_t *err)
+{
+	mz_store_set_batch(S->store, true);
+	int r = fs_loop(S, err);
+	mz_store_set_batch(S->store, false);
+	return r;
+}
+
+void mz_fs_stop(struct fs_server *S)
+{
+	if (S == NULL)
+		return;
+	fs_control_close(S);
+	for (int i = 0; i < 64; i++)
+		if (S->op_count[i])
+			mz_debug("opcode %d: %llu requests", i, (unsigned long long)S->op_count[i]);
+	imap_foreach(&S->handles, free_handle, NULL);
+	imap_foreach(&S->nodes, free_node, NULL);
+	imap_free(&S->handles);
+	imap_free(&S->nodes);
+	if (S->dev_fd >= 0)
+		close(S->dev_fd);
+	if (S->view && S->opts.drop_on_exit) {
+		mz_error_t e2 cleanup_error = NULL;
+		if (mz_layer_remove(S->store, S->layer, true, &e2) < 0)
+			mz_warn("dropping anonymous tree: %s", e2 ? e2->msg : "");
+	} else if (S->view) {
+		mz_error_t e2 cleanup_error = NULL;
+		mz_view_reap_all(S->view, &e2);
+	}
+	mz_view_close(S->view);
+	mz_store_close(S->store);
+	free(S->buf);
+	free(S->root_path);
+	free(S->mountpoint);
+	free(S);
+}
+
 int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, mz_error_t *err)
 {
-	struct fs_server S = {.dev_fd = -1, .ctl_fd = -1, .layer = layer, .next_fh = 1};
-	S.opts = *o;
-	S.mountpoint = realpath(mountpoint, NULL);
-	if (S.mountpoint == NULL) {
-		int r = mz_error_sys(err, errno, "mount point %s", mountpoint);
-		ready(&S, "error\n");
+	struct fs_server *S;
+	int r = mz_fs_start(store_root, layer, mountpoint, o, &S, err);
+	if (r < 0)
 		return r;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
-	imap_init(&S.nodes);
-	imap_init(&S.handles);
-	S.bufsize = FS_MAX_WRITE + 64 * 1024;
-	S.buf = xmalloc(S.bufsize);
-	int r = mz_store_open(store_root, &S.store, err);
-	if (r == 0) {
-		S.root_path = xstrdup(mz_store_root(S.store));
-		r = mz_view_open(S.store, layer, &S.view, err);
-	}
-	if (r == 0 && !mz_view_writable(S.view))
-		r = mz_error(err, EINVAL, "only a tree can be served; make one from the version");
-	if (r == 0)
-		r = claim_tree(&S, err);
-	/* Inodes unlinked while open when a previous server died. */
-	if (r == 0)
-		r = mz_view_reap_all(S.view, err);
-	if (r == 0)
-		r = fs_control_open(&S, err);
-	if (r == 0)
-		r = fs_mount(&S, err);
-	if (r < 0) {
-		cleanup_free char *msg = xasprintf("error: %s\n", (err && *err) ? (*err)->msg : "");
-		ready(&S, msg);
-	} else {
-		ready(&S, "ok\n");
-		mz_store_set_batch(S.store, true);
-		r = fs_loop(&S, err);
-		mz_store_set_batch(S.store, false);
-	}
-	fs_control_close(&S);
-	for (int i = 0; i < 64; i++)
-		if (S.op_count[i])
-			mz_debug("opcode %d: %llu requests", i, (unsigned long long)S.op_count[i]);
-	imap_foreach(&S.handles, free_handle, NULL);
-	imap_foreach(&S.nodes, free_node, NULL);
-	imap_free(&S.handles);
-	imap_free(&S.nodes);
-	if (S.dev_fd >= 0)
-		close(S.dev_fd);
-	if (S.view && S.opts.drop_on_exit) {
-		mz_error_t e2 cleanup_error = NULL;
-		if (mz_layer_remove(S.store, layer, true, &e2) < 0)
-			mz_warn("dropping anonymous tree: %s", e2 ? e2->msg : "");
-	} else if (S.view) {
-		mz_error_t e2 cleanup_error = NULL;
-		mz_view_reap_all(S.view, &e2);
-	}
-	mz_view_close(S.view);
-	mz_store_close(S.store);
-	free(S.buf);
-	free(S.root_path);
-	free(S.mountpoint);
+	r = mz_fs_run(S, err);
+	mz_fs_stop(S);
 	return r;
 }
