@@ -2,7 +2,7 @@
 # Debian 12 packages only; ./setup installs them.
 
 CC      ?= cc
-PKGS    := sqlite3 libarchive openssl
+PKGS    := sqlite3 libarchive openssl liburing libseccomp libcap
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wno-missing-field-initializers -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
@@ -19,7 +19,7 @@ else
 B       := build
 endif
 
-LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c)
+LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c src/domain/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
@@ -27,8 +27,15 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/helpers/%)
+INIT_SRC := $(wildcard src/init/*.c)
 
-all: $(B)/mezzo $(UNIT_BIN) $(BENCH_BIN)
+# mezzo-init is pid 1 of every domain.  It is linked statically: it runs
+# after pivot_root, where the host's dynamic loader is out of reach.
+INIT_BIN := $(if $(INIT_SRC),$(B)/mezzo-init)
+
+all: $(B)/mezzo $(INIT_BIN) $(UNIT_BIN) $(BENCH_BIN) $(HELPER_BIN)
 	@ln -sf $(B)/mezzo mezzo
 
 $(B)/libmezzo.a: $(LIB_OBJ)
@@ -45,6 +52,14 @@ $(B)/%.o: %.c $(wildcard src/*/*.h)
 $(B)/tests/%: tests/unit/%.c $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
 	@echo '  TEST   $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) -lcmocka
+
+$(B)/mezzo-init: $(INIT_SRC) $(wildcard src/init/*.h)
+	@mkdir -p $(dir $@)
+	@echo '  LD     $@ (static)'; $(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ $(INIT_SRC)
+
+$(B)/tests/helpers/%: tests/helpers/%.c $(B)/libmezzo.a
+	@mkdir -p $(dir $@)
+	@echo '  HELPER $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
