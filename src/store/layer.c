@@ -447,6 +447,17 @@ int mz_layer_remove(mz_store *s, mz_lid id, bool force, mz_error_t *err)
 			goto fail;
 		}
 	}
+	if (l.kind == MZ_LAYER_TREE && !force) {
+		sqlite3_stmt *st = store_stmt(s, "SELECT name FROM domain WHERE tree = ?");
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			r = mz_error(err, EBUSY, "tree '%s' is the root of domain '%s': 'mezzo rm' it",
+				     l.name, (const char *)sqlite3_column_text(st, 0));
+			sqlite3_reset(st);
+			goto fail;
+		}
+		sqlite3_reset(st);
+	}
 	r = layer_children(s, id, err);
 	if (r < 0)
 		goto fail;

@@ -62,6 +62,21 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS xattr("
 	"  layer INTEGER NOT NULL, ino INTEGER NOT NULL, name BLOB NOT NULL,"
 	"  value BLOB NOT NULL, PRIMARY KEY(layer, ino, name)) WITHOUT ROWID;"
+	/* Domains: a tree, an id range (slot), a configuration and, while one
+	 * runs, its supervisor. */
+	"CREATE TABLE IF NOT EXISTS domain("
+	"  name TEXT PRIMARY KEY,"
+	"  tree INTEGER NOT NULL REFERENCES layer(id),"
+	"  slot INTEGER NOT NULL UNIQUE,"
+	"  source TEXT NOT NULL,"
+	"  cmd BLOB NOT NULL,"                 /* argv, NUL-separated */
+	"  memory INTEGER NOT NULL DEFAULT 0, pids INTEGER NOT NULL DEFAULT 0,"
+	"  cpu_weight INTEGER NOT NULL DEFAULT 0, cpu_quota_us INTEGER NOT NULL DEFAULT 0,"
+	"  io_weight INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0,"
+	"  sup_pid INTEGER NOT NULL DEFAULT 0, sup_start INTEGER NOT NULL DEFAULT 0,"
+	"  init_pid INTEGER NOT NULL DEFAULT 0,"
+	"  exit_status INTEGER NOT NULL DEFAULT -1);"
 	/* Refcounts are kept by the database itself, so no code path can forget. */
 	"CREATE TRIGGER IF NOT EXISTS inode_ref_ins AFTER INSERT ON inode"
 	"  WHEN NEW.object IS NOT NULL BEGIN"

@@ -242,6 +242,44 @@ int mz_view_removexattr(mz_view *v, mz_ino ino, const char *name, mz_error_t *er
 /* All names, each NUL-terminated, concatenated (as listxattr(2)). */
 int mz_view_listxattr(mz_view *v, mz_ino ino, char **out, size_t *len, mz_error_t *err);
 
+/* ---- domains: their catalog records -------------------------------------- */
+
+/* Host ids of a domain: its slot's range of 65536 ids. */
+#define MZ_DOMAIN_ID_BASE 100000u
+#define MZ_DOMAIN_ID_COUNT 65536u
+#define MZ_DOMAIN_SLOTS 60000
+
+struct mz_domain_rec {
+	char name[129];
+	mz_lid tree;
+	int slot;
+	char source[300];          /* the image or version it was made from */
+	char *cmd;                 /* argv, NUL-separated, malloc'ed */
+	size_t cmd_len;
+	int64_t memory, pids, cpu_weight, cpu_quota_us, io_weight;
+	int64_t created_ns, started_ns;
+	pid_t sup_pid;             /* its live supervisor, 0 if none */
+	pid_t init_pid;            /* host pid of its init, when running */
+	int exit_status;           /* of the last run: wait status, -1 none */
+};
+
+/* Make a domain: its tree from version (O(1)) and a free id slot.  In: name,
+ * source, cmd, limits.  Out: tree, slot, created_ns. */
+int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
+			 mz_error_t *err);
+int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,
+		      mz_error_t *err);
+int mz_domain_rec_list(mz_store *s, struct mz_domain_rec **out, size_t *n, mz_error_t *err);
+/* A supervisor claims the domain (EBUSY if another live one has it). */
+int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *err);
+int mz_domain_rec_set_running(mz_store *s, const char *name, pid_t init_pid, mz_error_t *err);
+/* Init exited with this wait status; the supervisor lets go. */
+int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_error_t *err);
+/* Forget the domain and remove its tree. */
+int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err);
+void mz_domain_rec_free(struct mz_domain_rec *r);
+void mz_domain_recs_free(struct mz_domain_rec *r, size_t n);
+
 /* ---- maintenance ------------------------------------------------------ */
 
 struct mz_check_report {

@@ -1,0 +1,328 @@
+/*
+ * supervisor.c — see supervisor.h.
+ *
+ * Order of work, and why:
+ *   1. claim the domain in the catalog (one supervisor per domain);
+ *   2. mount its tree with the domain's id map and serve it from a thread,
+ *      so the domain's root user (an unprivileged host uid) owns its files;
+ *   3. make the domain (runtime.h) with the mount as its root;
+ *   4. wait for init, relaying signals and the console;
+ *   5. tear down in reverse order.  Every step is undone on failure too.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../fs/fs.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "../store/store.h"
+#include "runtime.h"
+
+#define CONSOLE_LOG_MAX (1 << 20)
+
+char *mz_domain_run_dir(const char *store_root, const char *name)
+{
+	return xasprintf("%s/run/domains/%s", store_root, name);
+}
+
+char *mz_domain_init_path(void)
+{
+	const char *e = getenv("MEZZO_INIT");
+	if (e && *e)
+		return xstrdup(e);
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return xstrdup("/usr/local/lib/mezzo/mezzo-init");
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	return xasprintf("%s/mezzo-init", self);
+}
+
+/* argv from a NUL-separated blob (the catalog's form). */
+static char **split_argv(const char *blob, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		if (blob[i] == '\0')
+			n++;
+	char **v = xcalloc(n + 2, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < len && k < n; k++) {
+		v[k] = xstrdup(blob + i);
+		i += strlen(blob + i) + 1;
+	}
+	if (k == 0)
+		v[k++] = xstrdup("/bin/sh");
+	return v;
+}
+
+static void free_argv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void *fs_thread(void *arg)
+{
+	struct fs_server *S = arg;
+	mz_error_t err cleanup_error = NULL;
+	if (mz_fs_run(S, &err) < 0)
+		mz_err("file system server: %s", err ? err->msg : "failed");
+	return NULL;
+}
+
+static void tell(int fd, const char *msg)
+{
+	if (fd >= 0 && write_all(fd, msg, strlen(msg)) < 0)
+		mz_debug("ready pipe: %s", strerror(errno));
+}
+
+/* The console: init's terminal, kept here and logged with a size cap. */
+struct console {
+	int master, slave, log;
+	char *logpath;
+	off_t logsize;
+};
+
+static int console_open(struct console *c, const char *dir, mz_error_t *err)
+{
+	c->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (c->master < 0 || grantpt(c->master) < 0 || unlockpt(c->master) < 0)
+		return mz_error_sys(err, errno, "cannot make a console pty");
+	char name[128];
+	if (ptsname_r(c->master, name, sizeof(name)) != 0)
+		return mz_error_sys(err, errno, "ptsname");
+	c->slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (c->slave < 0)
+		return mz_error_sys(err, errno, "open %s", name);
+	c->logpath = xasprintf("%s/console.log", dir);
+	c->log = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (c->log < 0)
+		return mz_error_sys(err, errno, "open %s", c->logpath);
+	struct stat st;
+	c->logsize = fstat(c->log, &st) == 0 ? st.st_size : 0;
+	return 0;
+}
+
+static void console_pump(struct console *c)
+{
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(c->master, buf, sizeof(buf))) > 0) {
+		if (c->logsize + n > CONSOLE_LOG_MAX) {
+			/* keep one older generation: logs NAME shows both */
+			cleanup_free char *old = xasprintf("%s.1", c->logpath);
+			rename(c->logpath, old);
+			close(c->log);
+			c->log = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+			c->logsize = 0;
+		}
+		if (c->log >= 0 && write_all(c->log, buf, n) == 0)
+			c->logsize += n;
+	}
+}
+
+static void console_close(struct console *c)
+{
+	if (c->master >= 0)
+		close(c->master);
+	if (c->slave >= 0)
+		close(c->slave);
+	if (c->log >= 0)
+		close(c->log);
+	free(c->logpath);
+}
+
+/* Wait for init; on SIGTERM/SIGINT/SIGHUP stop it: SIGTERM, then SIGKILL
+ * after the timeout. */
+static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, struct console *c,
+		     int *status, mz_error_t *err)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return mz_error_sys(err, errno, "signalfd");
+	int64_t kill_at = 0;
+	for (;;) {
+		struct pollfd pf[3] = {{.fd = p->pidfd, .events = POLLIN},
+				       {.fd = sfd, .events = POLLIN},
+				       {.fd = c ? c->master : -1, .events = POLLIN}};
+		int timeout = -1;
+		if (kill_at) {
+			int64_t left = kill_at - mono_ns();
+			timeout = left > 0 ? (int)(left / 1000000) + 1 : 0;
+		}
+		int n = poll(pf, 3, timeout);
+		if (n < 0 && errno != EINTR)
+			return mz_error_sys(err, errno, "poll");
+		if (c && (pf[2].revents & POLLIN))
+			console_pump(c);
+		if (pf[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (!kill_at) {
+					mz_domain_kill(p, SIGTERM, NULL);
+					kill_at = mono_ns() +
+						  (int64_t)(o->stop_timeout_s > 0 ? o->stop_timeout_s : 10) *
+							  1000000000;
+				} else {
+					mz_domain_kill(p, SIGKILL, NULL); /* asked twice */
+				}
+			}
+		}
+		if (kill_at && mono_ns() >= kill_at) {
+			mz_domain_kill(p, SIGKILL, NULL);
+			kill_at = mono_ns() + 3600LL * 1000000000;
+		}
+		if (pf[0].revents & POLLIN) {
+			siginfo_t si = {0};
+			if (waitid(P_PIDFD, p->pidfd, &si, WEXITED) < 0)
+				return mz_error_sys(err, errno, "waitid");
+			*status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
+							    : W_EXITCODE(0, si.si_status);
+			if (c)
+				console_pump(c);
+			return 0;
+		}
+	}
+}
+
+int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
+{
+	mz_store *s = NULL;
+	struct mz_domain_rec rec = {0};
+	int r = mz_store_open(o->store_root, &s, err);
+	if (r == 0)
+		r = mz_domain_rec_get(s, o->name, &rec, err);
+	if (r == 0)
+		r = mz_domain_rec_claim(s, o->name, getpid(), err);
+	if (r < 0) {
+		mz_domain_rec_free(&rec);
+		mz_store_close(s);
+		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
+		tell(o->ready_fd, m);
+		return r;
+	}
+	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), o->name);
+	cleanup_free char *mp = xasprintf("%s/root", dir);
+	cleanup_free char *init = mz_domain_init_path();
+	char **argv = split_argv(rec.cmd, rec.cmd_len);
+	uid_t base = MZ_DOMAIN_ID_BASE + (uid_t)rec.slot * MZ_DOMAIN_ID_COUNT;
+	struct console con = {.master = -1, .slave = -1, .log = -1};
+	struct fs_server *S = NULL;
+	pthread_t th;
+	bool thread = false, spawned = false;
+	struct mz_domain_proc proc = {.pidfd = -1};
+
+	/* Signals are read from a signalfd in wait_init. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if ((r = mkdir_p(mp, 0700)) < 0)
+		r = mz_error_sys(err, -r, "cannot make %s", mp);
+	struct mz_fs_opts fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
+				.gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
+				.allow_suid = true, .allow_dev = false, .ready_fd = -1};
+	if (r == 0)
+		r = mz_fs_start(mz_store_root(s), rec.tree, mp, &fo, &S, err);
+	if (r == 0) {
+		r = -pthread_create(&th, NULL, fs_thread, S);
+		if (r < 0)
+			mz_error_sys(err, -r, "cannot start the file system thread");
+		thread = r == 0;
+	}
+	if (r == 0 && o->console)
+		r = console_open(&con, dir, err);
+	if (r == 0) {
+		struct mz_domain_spec spec = {
+			.name = rec.name,
+			.rootfs = mp,
+			.uid_base = base,
+			.uid_count = MZ_DOMAIN_ID_COUNT,
+			.gid_base = base,
+			.gid_count = MZ_DOMAIN_ID_COUNT,
+			.argv = argv,
+			.tty = o->console ? true : o->tty,
+			.init_path = init,
+			.limits = {.memory_bytes = rec.memory,
+				   .pids = rec.pids,
+				   .cpu_weight = rec.cpu_weight,
+				   .cpu_quota_us = rec.cpu_quota_us,
+				   .cpu_period_us = rec.cpu_quota_us ? 100000 : 0,
+				   .io_weight = rec.io_weight},
+		};
+		for (int i = 0; i < 3; i++)
+			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
+		r = mz_domain_spawn(&spec, &proc, err);
+		spawned = r == 0;
+	}
+	if (r == 0)
+		r = mz_domain_rec_set_running(s, o->name, proc.pid, err);
+	if (r < 0) {
+		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
+		tell(o->ready_fd, m);
+	} else {
+		tell(o->ready_fd, "ok\n");
+		if (con.slave >= 0) {
+			close(con.slave); /* init has it; we keep the master */
+			con.slave = -1;
+		}
+		r = wait_init(o, &proc, o->console ? &con : NULL, status, err);
+	}
+
+	/* Teardown, in reverse order, whatever happened above. */
+	if (spawned) {
+		if (r < 0)
+			mz_domain_kill(&proc, SIGKILL, NULL);
+		mz_error_t e2 cleanup_error = NULL;
+		if (mz_domain_cleanup(&proc, &e2) < 0)
+			mz_warn("cleanup of domain %s: %s", o->name, e2 ? e2->msg : "");
+		if (proc.pidfd >= 0)
+			close(proc.pidfd);
+	}
+	console_close(&con);
+	if (S) {
+		/* The server thread ends when the kernel says the mount is gone. */
+		if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			mz_warn("umount %s: %s", mp, strerror(errno));
+		if (thread)
+			pthread_join(th, NULL);
+		mz_fs_stop(S);
+	}
+	mz_error_t e3 cleanup_error = NULL;
+	if (mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
+		mz_warn("%s", e3 ? e3->msg : "");
+	free_argv(argv);
+	mz_domain_rec_free(&rec);
+	mz_store_close(s);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return r;
+}

@@ -1,0 +1,37 @@
+/*
+ * supervisor.h — the host side of one running domain.
+ *
+ * A supervisor is one process per running domain (seed 003: a failure of one
+ * domain's host side affects no other domain).  It serves the domain's tree
+ * (a FUSE server thread with passthrough), makes the domain (runtime.h),
+ * holds its console, waits for its init, and on the way out tears everything
+ * down: cgroups, the mount, its claim in the catalog.
+ */
+#ifndef MZ_DOMAIN_SUPERVISOR_H
+#define MZ_DOMAIN_SUPERVISOR_H
+
+#include <stdbool.h>
+
+#include "../lib/error.h"
+
+struct mz_sup_opts {
+	const char *store_root;
+	const char *name;        /* the domain (a catalog record) */
+	bool console;            /* init's stdio is a pty kept by the supervisor,
+				    logged to run/domains/NAME/console.log;
+				    else stdio[] below */
+	int stdio[3];
+	bool tty;                /* stdio[0] is a terminal (foreground run) */
+	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs */
+	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
+};
+
+/* Run the domain until its init exits; *status gets init's wait status. */
+int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err);
+
+/* Where the pieces of a running domain live. */
+char *mz_domain_run_dir(const char *store_root, const char *name);
+/* The static init binary: $MEZZO_INIT, else mezzo-init beside this binary. */
+char *mz_domain_init_path(void);
+
+#endif

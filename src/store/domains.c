@@ -1,0 +1,234 @@
+/*
+ * domains.c — the catalog records of domains.
+ *
+ * A domain is a row: its tree (a tree layer, made in O(1) from an image's
+ * version), its slot (which 65536 host ids are its ids), its configuration,
+ * and the process that supervises it while it runs.  "Running" is never just
+ * a flag: a record names its supervisor by pid and start time, and a dead
+ * supervisor means the domain is not running, whatever was written last.
+ */
+#include "storeInt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/util.h"
+
+#define DOM_COLS                                                                      \
+	"name, tree, slot, source, cmd, memory, pids, cpu_weight, cpu_quota_us, "       \
+	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status"
+
+static void rec_from_row(sqlite3_stmt *st, struct mz_domain_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 0));
+	r->tree = sqlite3_column_int64(st, 1);
+	r->slot = sqlite3_column_int(st, 2);
+	snprintf(r->source, sizeof(r->source), "%s", (const char *)sqlite3_column_text(st, 3));
+	r->cmd_len = sqlite3_column_bytes(st, 4);
+	r->cmd = xmalloc(r->cmd_len + 1);
+	memcpy(r->cmd, sqlite3_column_blob(st, 4), r->cmd_len);
+	r->cmd[r->cmd_len] = '\0';
+	r->memory = sqlite3_column_int64(st, 5);
+	r->pids = sqlite3_column_int64(st, 6);
+	r->cpu_weight = sqlite3_column_int64(st, 7);
+	r->cpu_quota_us = sqlite3_column_int64(st, 8);
+	r->io_weight = sqlite3_column_int64(st, 9);
+	r->created_ns = sqlite3_column_int64(st, 10);
+	r->started_ns = sqlite3_column_int64(st, 11);
+	pid_t sup = sqlite3_column_int(st, 12);
+	int64_t start = sqlite3_column_int64(st, 13);
+	r->sup_pid = store_owner_alive(sup, start) ? sup : 0;
+	r->init_pid = r->sup_pid ? sqlite3_column_int(st, 14) : 0;
+	r->exit_status = sqlite3_column_int(st, 15);
+}
+
+void mz_domain_rec_free(struct mz_domain_rec *r)
+{
+	if (r == NULL)
+		return;
+	free(r->cmd);
+	r->cmd = NULL;
+}
+
+void mz_domain_recs_free(struct mz_domain_rec *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mz_domain_rec_free(&r[i]);
+	free(r);
+}
+
+static int free_slot(mz_store *s, int *slot, mz_error_t *err)
+{
+	/* The lowest slot not in use: 1 if free, else the first gap. */
+	sqlite3_stmt *st = store_stmt(
+		s, "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM domain WHERE slot = 1) THEN 1 "
+		   "ELSE (SELECT MIN(d.slot) + 1 FROM domain d WHERE NOT EXISTS "
+		   "(SELECT 1 FROM domain e WHERE e.slot = d.slot + 1)) END");
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return store_dberr(s, err, "find a free id range");
+	*slot = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (*slot >= MZ_DOMAIN_SLOTS)
+		return mz_error(err, ENOSPC, "no free id range for another domain (%d in use)",
+				MZ_DOMAIN_SLOTS);
+	return 0;
+}
+
+int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
+			 mz_error_t *err)
+{
+	int rc = mz_name_check(r->name, "domain", err);
+	if (rc < 0)
+		return rc;
+	if ((rc = mz_store_begin(s, err)) < 0)
+		return rc;
+	struct mz_domain_rec old;
+	rc = mz_domain_rec_get(s, r->name, &old, NULL);
+	if (rc == 0) {
+		mz_domain_rec_free(&old);
+		rc = mz_error(err, EEXIST, "a domain named '%s' already exists", r->name);
+		goto fail;
+	}
+	cleanup_free char *tree_name = xasprintf("domain.%s", r->name);
+	if ((rc = mz_tree_create(s, version, tree_name, 0, &r->tree, err)) < 0)
+		goto fail;
+	if ((rc = free_slot(s, &r->slot, err)) < 0)
+		goto fail;
+	r->created_ns = now_ns();
+	sqlite3_stmt *st = store_stmt(
+		s, "INSERT INTO domain(name, tree, slot, source, cmd, memory, pids, cpu_weight, "
+		   "cpu_quota_us, io_weight, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->tree);
+	sqlite3_bind_int(st, 3, r->slot);
+	sqlite3_bind_text(st, 4, r->source, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, r->cmd ? r->cmd : "", r->cmd_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, r->memory);
+	sqlite3_bind_int64(st, 7, r->pids);
+	sqlite3_bind_int64(st, 8, r->cpu_weight);
+	sqlite3_bind_int64(st, 9, r->cpu_quota_us);
+	sqlite3_bind_int64(st, 10, r->io_weight);
+	sqlite3_bind_int64(st, 11, r->created_ns);
+	if ((rc = store_step_done(s, st, err, "insert domain")) < 0)
+		goto fail;
+	return mz_store_commit(s, err);
+fail:
+	mz_store_rollback(s);
+	return rc;
+}
+
+int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,
+		      mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT " DOM_COLS " FROM domain WHERE name = ?");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return mz_error(err, ENOENT, "no domain named '%s' (see 'mezzo ls')", name);
+	}
+	if (rc != SQLITE_ROW)
+		return store_dberr(s, err, "read domain");
+	rec_from_row(st, out);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int mz_domain_rec_list(mz_store *s, struct mz_domain_rec **out, size_t *n, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT " DOM_COLS " FROM domain ORDER BY name");
+	struct mz_domain_rec *v = NULL;
+	size_t k = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == cap) {
+			cap = cap ? 2 * cap : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		rec_from_row(st, &v[k++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		mz_domain_recs_free(v, k);
+		return store_dberr(s, err, "list domains");
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *err)
+{
+	int rc = mz_store_begin(s, err);
+	if (rc < 0)
+		return rc;
+	struct mz_domain_rec r;
+	if ((rc = mz_domain_rec_get(s, name, &r, err)) < 0)
+		goto fail;
+	mz_domain_rec_free(&r);
+	if (r.sup_pid && r.sup_pid != sup) {
+		rc = mz_error(err, EBUSY, "domain '%s' is already running (supervisor %d)", name,
+			      (int)r.sup_pid);
+		goto fail;
+	}
+	sqlite3_stmt *st = store_stmt(
+		s, "UPDATE domain SET sup_pid = ?, sup_start = ?, init_pid = 0 WHERE name = ?");
+	sqlite3_bind_int(st, 1, sup);
+	sqlite3_bind_int64(st, 2, store_pid_starttime(sup));
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(s, st, err, "claim domain")) < 0)
+		goto fail;
+	return mz_store_commit(s, err);
+fail:
+	mz_store_rollback(s);
+	return rc;
+}
+
+int mz_domain_rec_set_running(mz_store *s, const char *name, pid_t init_pid, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(
+		s, "UPDATE domain SET init_pid = ?, started = ?, exit_status = -1 WHERE name = ?");
+	sqlite3_bind_int(st, 1, init_pid);
+	sqlite3_bind_int64(st, 2, now_ns());
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	return store_step_done(s, st, err, "mark domain running");
+}
+
+int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(
+		s, "UPDATE domain SET sup_pid = 0, sup_start = 0, init_pid = 0, exit_status = ? "
+		   "WHERE name = ?");
+	sqlite3_bind_int(st, 1, status);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return store_step_done(s, st, err, "mark domain stopped");
+}
+
+int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err)
+{
+	int rc = mz_store_begin(s, err);
+	if (rc < 0)
+		return rc;
+	struct mz_domain_rec r;
+	if ((rc = mz_domain_rec_get(s, name, &r, err)) < 0)
+		goto fail;
+	mz_domain_rec_free(&r);
+	if (r.sup_pid) {
+		rc = mz_error(err, EBUSY, "domain '%s' is running: stop it first, or rm --force",
+			      name);
+		goto fail;
+	}
+	sqlite3_stmt *st = store_stmt(s, "DELETE FROM domain WHERE name = ?");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(s, st, err, "delete domain")) < 0)
+		goto fail;
+	if ((rc = mz_layer_remove(s, r.tree, true, err)) < 0)
+		goto fail;
+	return mz_store_commit(s, err);
+fail:
+	mz_store_rollback(s);
+	return rc;
+}
