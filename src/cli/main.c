@@ -10,6 +10,7 @@
 
 #include "../lib/log.h"
 #include "cli.h"
+#include "domain_opts.h"
 
 static const char usage_text[] =
 	"usage: mezzo [--root DIR] [--json] COMMAND ...\n"
@@ -17,7 +18,13 @@ static const char usage_text[] =
 	"mezzo runs many small isolated domains on one host, on an object store\n"
 	"that keeps identical files once on disk and once in memory.\n"
 	"\n"
-	"Commands:\n"
+	"Domains:\n"
+	"  run      run a command in a new domain (mezzo's main job)\n"
+	"  create   make a domain; start, stop, restart, kill, rm manage it\n"
+	"  exec     run a command inside a running domain\n"
+	"  ls       list domains; inspect NAME, logs NAME, snapshot NAME VERSION\n"
+	"\n"
+	"Storage:\n"
 	"  image    import, list, inspect and remove images (named versions)\n"
 	"  fs       mount a tree of an image or version, snapshot it, list trees\n"
 	"  store    check, gc, dedup and df of the object store\n"
@@ -28,7 +35,8 @@ static const char usage_text[] =
 	"  -q, --quiet  no progress output\n"
 	"  -h, --help   this text; `mezzo COMMAND --help` for each command\n"
 	"\n"
-	"Example:\n"
+	"Examples:\n"
+	"  mezzo run --rm -- /bin/sh -c 'echo hello from $(hostname)'\n"
 	"  mezzo image import busybox /path/to/rootfs.tar.gz\n"
 	"  mezzo fs mount busybox /mnt/a --tree a\n"
 	"  mezzo fs snapshot a a-v1\n"
@@ -126,6 +134,18 @@ int main(int argc, char **argv)
 		{"store", cmd_store},
 		{"image", cmd_image},
 		{"fs", cmd_fs},
+		{"run", cmd_run},
+		{"create", cmd_create},
+		{"start", cmd_start},
+		{"stop", cmd_stop},
+		{"kill", cmd_kill},
+		{"restart", cmd_restart},
+		{"rm", cmd_rm},
+		{"ls", cmd_ls},
+		{"inspect", cmd_inspect},
+		{"logs", cmd_logs},
+		{"exec", cmd_exec},
+		{"snapshot", cmd_snapshot},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)

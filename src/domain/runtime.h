@@ -31,6 +31,7 @@ struct mz_limits {
 
 struct mz_domain_spec {
 	const char *name;       /* hostname and cgroup name; [A-Za-z0-9_.-] */
+	const char *cgroup_name; /* cgroup name if not name (unique per host) */
 	const char *rootfs;     /* host path of the domain's root (a mounted tree) */
 	/* id map: domain ids 0..count-1 are host ids base..base+count-1 */
 	uid_t uid_base, uid_count;
@@ -47,6 +48,8 @@ struct mz_domain_spec {
 	const char *init_path;  /* host path of the static mezzo-init binary */
 	struct mz_limits limits;
 	bool allow_perf_bpf;    /* seccomp: allow perf_event_open and bpf */
+	int stop_grace_ms;      /* when argv exits, init's SIGTERM-to-SIGKILL grace for
+				   what is left; 0: 2000 */
 };
 
 /* A running domain as its supervisor sees it. */
@@ -56,8 +59,29 @@ struct mz_domain_proc {
 	char cgroup[512];       /* cgroup path relative to each hierarchy root */
 };
 
-/* Make the domain and start its init.  Returns once init runs (or failed to
- * start, with a precise error).  The caller reaps init (waitid on pidfd). */
+/* Make the domain and start its init.  Returns once init and argv (init's
+ * child, pid 2 in the domain, adopted by init with "--main-pid") have both
+ * been exec'd — or with a precise error, e.g. "domain: cannot run CMD: No
+ * such file or directory", and then nothing is left: no process, no cgroup.
+ * The caller reaps init (waitid on pidfd; exit_signal is SIGCHLD) and closes
+ * pidfd.  Init exits with argv's status: its exit code, or 128 + signal.
+ *
+ * Thread-safe; effects on the calling thread, all undone before returning:
+ * every signal blocked around the clone, and a moment in the domain's network
+ * namespace (setns, to make the socket that brings up its loopback).  The
+ * seccomp program is built once per process and cached in /run/mezzo.
+ *
+ * Preconditions: rootfs is a directory tree whose top is owned by the
+ * domain's root (host uid_base; gid_base) or at least searchable by it, with
+ * proc, sys, dev and tmp either present as real directories (symlinks are
+ * refused) or creatable by the domain's root; uid_base/gid_base != 0;
+ * init_path is a static mezzo-init owned by host root and not writable by
+ * the domain's ids (root in the domain can read it through /proc/1/exe).
+ * The domain gets a fresh /proc, /sys read-only, a tmpfs /dev (null, zero,
+ * full, random, urandom, tty, console if tty; pts, shm, ptmx, fd links), a
+ * tmpfs /tmp, loopback up, hostname = name.  Cgroups: "mezzo/NAME" under
+ * each hierarchy used (out->cgroup); a stale empty group of that name is
+ * replaced, a busy one is an error (EEXIST). */
 int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *out,
 		    mz_error_t *err);
 
@@ -74,17 +98,27 @@ struct mz_exec_spec {
 };
 
 /* Join every namespace and the cgroup of d, apply the same second wall,
- * and run x; *out gets its host pid (the caller waits for it). */
+ * and run x in a session of its own; *out gets its host pid (the caller's
+ * child: the caller waits for it).  Returns once x->argv has been exec'd, or
+ * with the error (e.g. command not found), the child reaped.  d->pidfd may be
+ * init's pidfd from spawn or from pidfd_open.  x->domain may be NULL (no
+ * nofile limit, no perf).  Thread-safe; the calling thread's pid namespace
+ * for children is switched to the domain's around the clone. */
 int mz_domain_exec(const struct mz_domain_proc *d, const struct mz_exec_spec *x, pid_t *out,
 		   mz_error_t *err);
 
-/* Signal every process of the domain (through its cgroup), then init. */
+/* SIGKILL: every process of the domain (cgroup.kill, or every pid listed in
+ * the group), then init.  Any other signal goes to init only, which forwards
+ * it to the main command and, once that exits, stops the rest in order
+ * (SIGTERM, grace, SIGKILL): "mezzo stop" is mz_domain_kill(SIGTERM), then
+ * SIGKILL after a timeout. */
 int mz_domain_kill(const struct mz_domain_proc *d, int sig, mz_error_t *err);
 
-/* Remove the domain's cgroup(s) once its processes are gone. */
+/* Remove the domain's cgroup(s) once init has exited (stragglers are
+ * SIGKILLed first); retries briefly while the last tasks leave. */
 int mz_domain_cleanup(const struct mz_domain_proc *d, mz_error_t *err);
 
-struct mz_domain_stats {
+struct mz_domain_stats {  /* -1: not available on this host */
 	int64_t memory_bytes;   /* charged to the domain's memory cgroup */
 	int64_t pids;           /* tasks in the domain */
 	int64_t cpu_usage_ns;

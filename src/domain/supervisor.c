@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../fs/fs.h"
+#include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../store/store.h"
@@ -91,10 +92,15 @@ static void *fs_thread(void *arg)
 	return NULL;
 }
 
-static void tell(int fd, const char *msg)
+/* Say how the start went, once: the reader waits for end of file. */
+static void tell(int *fd, const char *msg)
 {
-	if (fd >= 0 && write_all(fd, msg, strlen(msg)) < 0)
+	if (*fd < 0)
+		return;
+	if (write_all(*fd, msg, strlen(msg)) < 0)
 		mz_debug("ready pipe: %s", strerror(errno));
+	close(*fd);
+	*fd = -1;
 }
 
 /* The console: init's terminal, kept here and logged with a size cap. */
@@ -213,6 +219,7 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 
 int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 {
+	int ready_fd = o->ready_fd;
 	mz_store *s = NULL;
 	struct mz_domain_rec rec = {0};
 	int r = mz_store_open(o->store_root, &s, err);
@@ -220,11 +227,14 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		r = mz_domain_rec_get(s, o->name, &rec, err);
 	if (r == 0)
 		r = mz_domain_rec_claim(s, o->name, getpid(), err);
+	/* What a crashed supervisor of this domain may have left behind. */
+	if (r == 0)
+		r = mz_domain_reap_orphan(mz_store_root(s), o->name, err);
 	if (r < 0) {
 		mz_domain_rec_free(&rec);
 		mz_store_close(s);
 		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
-		tell(o->ready_fd, m);
+		tell(&ready_fd, m);
 		return r;
 	}
 	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), o->name);
@@ -262,8 +272,11 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0 && o->console)
 		r = console_open(&con, dir, err);
 	if (r == 0) {
+		char cgname[160];
+		mz_domain_cgroup_name(mz_store_root(s), rec.name, cgname);
 		struct mz_domain_spec spec = {
 			.name = rec.name,
+			.cgroup_name = cgname,
 			.rootfs = mp,
 			.uid_base = base,
 			.uid_count = MZ_DOMAIN_ID_COUNT,
@@ -288,9 +301,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		r = mz_domain_rec_set_running(s, o->name, proc.pid, err);
 	if (r < 0) {
 		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
-		tell(o->ready_fd, m);
+		tell(&ready_fd, m);
 	} else {
-		tell(o->ready_fd, "ok\n");
+		tell(&ready_fd, "ok\n");
 		if (con.slave >= 0) {
 			close(con.slave); /* init has it; we keep the master */
 			con.slave = -1;
@@ -324,5 +337,44 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	mz_domain_rec_free(&rec);
 	mz_store_close(s);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return r;
+}
+
+void mz_domain_cgroup_name(const char *store_root, const char *name, char out[160])
+{
+	/* Cgroups are host-wide, domain names only store-wide: the name gets a
+	 * tag of its store, so two stores' domains "web" never share one. */
+	uint8_t h[MZ_HASH_LEN];
+	mz_hasher *x = mz_hasher_new();
+	mz_hasher_update(x, store_root, strlen(store_root));
+	mz_hasher_final(x, h);
+	mz_hasher_free(x);
+	snprintf(out, 160, "%s.%02x%02x%02x%02x", name, h[0], h[1], h[2], h[3]);
+}
+
+int mz_domain_proc_of(const char *store_root, const char *name, pid_t init_pid,
+		      struct mz_domain_proc *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->pid = init_pid;
+	out->pidfd = init_pid > 0 ? (int)syscall(SYS_pidfd_open, init_pid, 0) : -1;
+	/* runtime.h: a domain's cgroups are "mezzo/CGROUP_NAME" in each hierarchy */
+	char cg[160];
+	mz_domain_cgroup_name(store_root, name, cg);
+	snprintf(out->cgroup, sizeof(out->cgroup), "mezzo/%s", cg);
+	return out->pid > 0 && out->pidfd < 0 ? -errno : 0;
+}
+
+int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err)
+{
+	struct mz_domain_proc p;
+	mz_domain_proc_of(store_root, name, 0, &p);
+	/* SIGKILL through the cgroup reaches every process, init included. */
+	mz_domain_kill(&p, SIGKILL, NULL);
+	int r = mz_domain_cleanup(&p, err);
+	cleanup_free char *dir = mz_domain_run_dir(store_root, name);
+	cleanup_free char *mp = xasprintf("%s/root", dir);
+	/* the dead server's mount (ENOTCONN); nothing if it is already gone */
+	umount2(mp, MNT_DETACH);
 	return r;
 }

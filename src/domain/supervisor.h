@@ -11,6 +11,7 @@
 #define MZ_DOMAIN_SUPERVISOR_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "../lib/error.h"
 
@@ -28,6 +29,17 @@ struct mz_sup_opts {
 
 /* Run the domain until its init exits; *status gets init's wait status. */
 int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err);
+
+struct mz_domain_proc;
+/* The running domain NAME whose init is init_pid (0: unknown), as the
+ * runtime wants it (pidfd opened when init_pid is given). */
+int mz_domain_proc_of(const char *store_root, const char *name, pid_t init_pid,
+		      struct mz_domain_proc *out);
+/* The host-wide cgroup name of a store's domain. */
+void mz_domain_cgroup_name(const char *store_root, const char *name, char out[160]);
+/* A domain whose supervisor died: kill what is left of it, remove its
+ * cgroups and its dead mount.  Harmless when nothing is left. */
+int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err);
 
 /* Where the pieces of a running domain live. */
 char *mz_domain_run_dir(const char *store_root, const char *name);

@@ -83,6 +83,11 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	int rc = mz_name_check(r->name, "domain", err);
 	if (rc < 0)
 		return rc;
+	if (strlen(r->name) > 63) /* it is the domain's hostname */
+		return mz_error(err, EINVAL, "invalid domain name '%s': at most 63 characters",
+				r->name);
+	/* (declared before any goto: cleanup runs on every path out) */
+	cleanup_free char *tree_name = xasprintf("domain.%s", r->name);
 	if ((rc = mz_store_begin(s, err)) < 0)
 		return rc;
 	struct mz_domain_rec old;
@@ -92,7 +97,6 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 		rc = mz_error(err, EEXIST, "a domain named '%s' already exists", r->name);
 		goto fail;
 	}
-	cleanup_free char *tree_name = xasprintf("domain.%s", r->name);
 	if ((rc = mz_tree_create(s, version, tree_name, 0, &r->tree, err)) < 0)
 		goto fail;
 	if ((rc = free_slot(s, &r->slot, err)) < 0)

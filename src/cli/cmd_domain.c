@@ -1,0 +1,377 @@
+/*
+ * cmd_domain.c — a domain's lifecycle: create, start, stop, kill, restart,
+ * rm, snapshot.  Each talks to the catalog; start forks the domain's
+ * supervisor (src/domain/supervisor.c) and stop/kill signal it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../domain/runtime.h"
+#include "../domain/supervisor.h"
+#include "../fs/fs.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "domain_opts.h"
+
+static const char create_usage[] =
+	"usage: mezzo create NAME [--image IMAGE[:VERSION]] [LIMITS] [-- CMD ARGS...]\n"
+	"\n"
+	"Make a domain: a tree of IMAGE (default: busybox) made in O(1), its own\n"
+	"range of 65536 host ids, and the command its init runs (default /bin/sh).\n"
+	"Nothing runs until 'mezzo start NAME'.\n"
+	"\n"
+	"Limits:\n"
+	"  --memory SIZE      memory+swap limit (e.g. 256M)\n"
+	"  --pids N           most tasks at once\n"
+	"  --cpu-weight N     relative CPU share, 1..10000 (100 is the default share)\n"
+	"  --cpus N           hard cap in hundredths of a CPU (150 = 1.5 CPUs)\n"
+	"  --io-weight N      relative I/O share, 1..10000\n"
+	"\n"
+	"Example:\n"
+	"  mezzo create web --image debian --memory 512M -- /usr/sbin/nginx -g 'daemon off;'\n";
+
+int cmd_create(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(create_usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_usage("create", "need a domain NAME first");
+	/* NAME, then options as for run (argv shifted so NAME stands as argv[0]) */
+	struct domain_opts o;
+	int r = domain_opts_parse("create", create_usage, argc - 1, argv + 1, &o);
+	if (r == OPTS_HELP_SHOWN)
+		return EXIT_OK;
+	if (r)
+		return r;
+	o.name = argv[1];
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0)
+		return cli_fail(&err);
+	if (!c->quiet)
+		printf("%s\n", o.name);
+	return EXIT_OK;
+}
+
+static int one_name(const char *cmd, const char *usage, int argc, char **argv,
+		    const char **name)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(usage, stdout);
+		return OPTS_HELP_SHOWN;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage(cmd, "need exactly one domain NAME");
+	*name = argv[1];
+	return 0;
+}
+
+/* Fork the supervisor; return once the domain's init runs. */
+static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_error_t *err)
+{
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec rec;
+	int r = cli_store(c, &s, err);
+	if (r == 0)
+		r = mz_domain_rec_get(s, name, &rec, err);
+	if (r < 0)
+		return r;
+	mz_domain_rec_free(&rec);
+	if (rec.sup_pid)
+		return mz_error(err, EBUSY, "domain '%s' is already running", name);
+	cleanup_free char *root = xstrdup(mz_store_root(s));
+	cleanup_free char *dir = mz_domain_run_dir(root, name);
+	if ((r = mkdir_p(dir, 0700)) < 0)
+		return mz_error_sys(err, -r, "cannot make %s", dir);
+	mz_store_close(s);
+	s = NULL;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return mz_error_sys(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		return mz_error_sys(err, errno, "fork");
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(lfd >= 0 ? lfd : null, 2);
+		mz_log_init("mezzo-supervisor");
+		struct mz_sup_opts so = {.store_root = root, .name = name, .console = true,
+					 .ready_fd = p[1], .stop_timeout_s = stop_timeout};
+		mz_error_t e2 = NULL;
+		int status = 0;
+		int rr = mz_supervise(&so, &status, &e2);
+		if (rr < 0)
+			mz_err("%s", e2 ? e2->msg : "supervisor failed");
+		_exit(rr < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	char msg[2048];
+	ssize_t n = read_all(p[0], msg, sizeof(msg) - 1);
+	close(p[0]);
+	if (n <= 0)
+		return mz_error(err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
+				name, dir);
+	msg[n] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	if (strcmp(msg, "ok") != 0)
+		return mz_error(err, EIO, "%s", strncmp(msg, "error: ", 7) == 0 ? msg + 7 : msg);
+	return 0;
+}
+
+static const char start_usage[] =
+	"usage: mezzo start NAME\n"
+	"\n"
+	"Start a domain: its supervisor mounts its tree, makes its namespaces and\n"
+	"cgroup, and runs its init with the domain's command.  Output goes to its\n"
+	"console: 'mezzo logs NAME'.\n";
+
+int cmd_start(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL;
+	int r = one_name("start", start_usage, argc, argv, &name);
+	if (r == OPTS_HELP_SHOWN)
+		return EXIT_OK;
+	if (r)
+		return r;
+	mz_error_t err cleanup_error = NULL;
+	if (start_domain(c, name, 10, &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+/* Wait for a process that is not our child to exit. */
+static bool wait_gone(pid_t pid, int timeout_ms)
+{
+	int fd = syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return errno == ESRCH;
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	int n = poll(&pf, 1, timeout_ms);
+	close(fd);
+	return n > 0;
+}
+
+/* Processes left in a domain whose supervisor died (0 if none). */
+static int64_t orphans(const char *root, const char *name)
+{
+	struct mz_domain_proc p;
+	struct mz_domain_stats st;
+	mz_domain_proc_of(root, name, 0, &p);
+	if (mz_domain_stats(&p, &st, NULL) < 0 || st.pids < 0)
+		return 0;
+	return st.pids;
+}
+
+static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
+		       bool quiet_if_stopped, mz_error_t *err)
+{
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec rec;
+	int r = cli_store(c, &s, err);
+	if (r == 0)
+		r = mz_domain_rec_get(s, name, &rec, err);
+	if (r < 0)
+		return r;
+	mz_domain_rec_free(&rec);
+	if (!rec.sup_pid) {
+		/* Not running, or its supervisor died: then its processes are
+		 * orphans, and stopping it means killing them. */
+		bool had = orphans(mz_store_root(s), name) > 0;
+		if ((r = mz_domain_reap_orphan(mz_store_root(s), name, err)) < 0)
+			return r;
+		if (had || quiet_if_stopped)
+			return 0;
+		return mz_error(err, EINVAL, "domain '%s' is not running", name);
+	}
+	if (sig == SIGTERM) {
+		/* the supervisor stops the domain: SIGTERM, then SIGKILL */
+		kill(rec.sup_pid, SIGTERM);
+	} else if (rec.init_pid) {
+		struct mz_domain_proc p;
+		mz_domain_proc_of(mz_store_root(s), name, rec.init_pid, &p);
+		r = mz_domain_kill(&p, sig, err);
+		if (p.pidfd >= 0)
+			close(p.pidfd);
+		if (r < 0)
+			return r;
+	}
+	if (sig != SIGTERM && sig != SIGKILL)
+		return 0;
+	if (!wait_gone(rec.sup_pid, (timeout_s + 10) * 1000))
+		return mz_error(err, ETIMEDOUT, "domain '%s' did not stop in time", name);
+	return 0;
+}
+
+static const char stop_usage[] =
+	"usage: mezzo stop NAME [--timeout SECONDS]\n"
+	"\n"
+	"Stop a domain gracefully: SIGTERM to its processes, SIGKILL to what is\n"
+	"left after the timeout (default 10 s).  Returns when it is down.\n";
+
+int cmd_stop(struct cli *c, int argc, char **argv)
+{
+	int timeout = 10;
+	if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
+		timeout = atoi(argv[3]);
+		argc = 2;
+	}
+	const char *name = NULL;
+	int r = one_name("stop", stop_usage, argc, argv, &name);
+	if (r == OPTS_HELP_SHOWN)
+		return EXIT_OK;
+	if (r)
+		return r;
+	mz_error_t err cleanup_error = NULL;
+	if (stop_domain(c, name, SIGTERM, timeout, false, &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+static const char kill_usage[] =
+	"usage: mezzo kill NAME [--signal SIG]\n"
+	"\n"
+	"Send a signal (default KILL) to the domain's init; KILL ends the whole\n"
+	"domain at once.\n";
+
+int cmd_kill(struct cli *c, int argc, char **argv)
+{
+	int sig = SIGKILL;
+	if (argc == 4 && (strcmp(argv[2], "--signal") == 0 || strcmp(argv[2], "-s") == 0)) {
+		const char *v = argv[3];
+		if (strncmp(v, "SIG", 3) == 0)
+			v += 3;
+		static const struct { const char *n; int s; } sigs[] = {
+			{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP},
+			{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
+		sig = atoi(v);
+		for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+			if (strcmp(v, sigs[i].n) == 0)
+				sig = sigs[i].s;
+		if (sig <= 0 || sig >= 65)
+			return cli_usage("kill", "unknown signal '%s'", argv[3]);
+		argc = 2;
+	}
+	const char *name = NULL;
+	int r = one_name("kill", kill_usage, argc, argv, &name);
+	if (r == OPTS_HELP_SHOWN)
+		return EXIT_OK;
+	if (r)
+		return r;
+	mz_error_t err cleanup_error = NULL;
+	if (stop_domain(c, name, sig, 0, false, &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+static const char restart_usage[] = "usage: mezzo restart NAME\n\nStop (if running), then start.\n";
+
+int cmd_restart(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL;
+	int r = one_name("restart", restart_usage, argc, argv, &name);
+	if (r == OPTS_HELP_SHOWN)
+		return EXIT_OK;
+	if (r)
+		return r;
+	mz_error_t err cleanup_error = NULL;
+	if (stop_domain(c, name, SIGTERM, 10, true, &err) < 0 || start_domain(c, name, 10, &err) < 0)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+static const char rm_usage[] =
+	"usage: mezzo rm NAME... [--force]\n"
+	"\n"
+	"Remove domains and their trees (their files).  A running domain is refused\n"
+	"unless --force, which kills it first.  Snapshots taken of it remain.\n";
+
+int cmd_rm(struct cli *c, int argc, char **argv)
+{
+	bool force = false;
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(rm_usage, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
+			force = true;
+		else if (argv[i][0] == '-')
+			return cli_usage("rm", "unknown option '%s'", argv[i]);
+		else
+			n++;
+	}
+	if (n == 0)
+		return cli_usage("rm", "need a domain NAME");
+	int rc = EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-')
+			continue;
+		mz_error_t err cleanup_error = NULL;
+		if (force && stop_domain(c, argv[i], SIGKILL, 0, true, &err) < 0) {
+			rc = cli_fail(&err);
+			continue;
+		}
+		cleanup_store mz_store *s = NULL;
+		if (cli_store(c, &s, &err) < 0 || mz_domain_rec_remove(s, argv[i], &err) < 0) {
+			rc = cli_fail(&err);
+			continue;
+		}
+		cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), argv[i]);
+		/* the run directory holds only logs and an empty mount point */
+		cleanup_free char *mp = xasprintf("%s/root", dir);
+		rmdir(mp);
+		cleanup_free char *l1 = xasprintf("%s/console.log", dir);
+		cleanup_free char *l2 = xasprintf("%s/console.log.1", dir);
+		cleanup_free char *l3 = xasprintf("%s/supervisor.log", dir);
+		unlink(l1);
+		unlink(l2);
+		unlink(l3);
+		rmdir(dir);
+	}
+	return rc;
+}
+
+static const char snapshot_usage[] =
+	"usage: mezzo snapshot NAME VERSION\n"
+	"\n"
+	"Make an immutable version of the domain's files, O(changes), also while it\n"
+	"runs.  Start new domains from it with --image VERSION.\n";
+
+int cmd_snapshot(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(snapshot_usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 3)
+		return cli_usage("snapshot", "need NAME and VERSION");
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec rec;
+	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_get(s, argv[1], &rec, &err) < 0)
+		return cli_fail(&err);
+	mz_domain_rec_free(&rec);
+	if (mz_fs_snapshot(s, rec.tree, argv[2], NULL, &err) < 0)
+		return cli_fail(&err);
+	if (!c->quiet)
+		printf("%s\n", argv[2]);
+	return EXIT_OK;
+}

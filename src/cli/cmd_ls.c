@@ -1,0 +1,210 @@
+/*
+ * cmd_ls.c — `mezzo ls`, `mezzo inspect`, `mezzo logs`: what domains there
+ * are and what they do.  State is read from the catalog and checked against
+ * the live processes, so it is true after a crash too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../domain/runtime.h"
+#include "../domain/supervisor.h"
+#include "../lib/util.h"
+#include "domain_opts.h"
+
+/* Memory and tasks of a domain, from its cgroup (-1: none). */
+static struct mz_domain_stats stats_of(const char *root, const struct mz_domain_rec *r)
+{
+	struct mz_domain_proc p;
+	struct mz_domain_stats st = {-1, -1, -1};
+	mz_domain_proc_of(root, r->name, 0, &p);
+	if (mz_domain_stats(&p, &st, NULL) < 0)
+		st.memory_bytes = st.pids = st.cpu_usage_ns = -1;
+	return st;
+}
+
+static const char *state_of(const char *root, const struct mz_domain_rec *r)
+{
+	if (r->sup_pid && r->init_pid)
+		return "running";
+	/* its supervisor died and left processes: 'stop' or 'rm -f' reaps them */
+	if (!r->sup_pid && stats_of(root, r).pids > 0)
+		return "orphaned";
+	if (r->sup_pid)
+		return "starting";
+	return r->exit_status < 0 ? "created" : "stopped";
+}
+
+static void fmt_uptime(char *buf, size_t n, const struct mz_domain_rec *r)
+{
+	if (!r->init_pid) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	int64_t s = (now_ns() - r->started_ns) / 1000000000;
+	if (s < 120)
+		snprintf(buf, n, "%llds", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, n, "%lldm", (long long)s / 60);
+	else
+		snprintf(buf, n, "%lldh", (long long)s / 3600);
+}
+
+static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
+{
+	fprintf(f, "{\"name\":");
+	cli_json_str(f, r->name);
+	fprintf(f, ",\"state\":\"%s\",\"image\":", state_of(root, r));
+	cli_json_str(f, r->source);
+	struct mz_domain_stats st = stats_of(root, r);
+	fprintf(f, ",\"memory_bytes\":%lld,\"pids\":%lld", (long long)st.memory_bytes,
+		(long long)st.pids);
+	fprintf(f, ",\"tree\":%lld,\"uid_base\":%u,\"supervisor_pid\":%d,\"init_pid\":%d,"
+		   "\"created_ns\":%lld,\"started_ns\":%lld,\"exit_status\":%d,"
+		   "\"limits\":{\"memory\":%lld,\"pids\":%lld,\"cpu_weight\":%lld,"
+		   "\"cpu_quota_us\":%lld,\"io_weight\":%lld},\"cmd\":[",
+		(long long)r->tree, MZ_DOMAIN_ID_BASE + (unsigned)r->slot * MZ_DOMAIN_ID_COUNT,
+		(int)r->sup_pid, (int)r->init_pid, (long long)r->created_ns,
+		(long long)r->started_ns, r->exit_status >= 0 ? exit_code_of(r->exit_status) : -1,
+		(long long)r->memory, (long long)r->pids, (long long)r->cpu_weight,
+		(long long)r->cpu_quota_us, (long long)r->io_weight);
+	for (size_t i = 0; i < r->cmd_len; i += strlen(r->cmd + i) + 1) {
+		if (i)
+			fputc(',', f);
+		cli_json_str(f, r->cmd + i);
+	}
+	fprintf(f, "]}");
+}
+
+static const char ls_usage[] =
+	"usage: mezzo [--json] ls\n"
+	"\n"
+	"Domains: NAME, STATE (created, starting, running, stopped, or orphaned when\n"
+	"its supervisor died), UPTIME, the init's host PID, MEMORY charged to it,\n"
+	"its number of tasks (PIDS) and the IMAGE it was made from.  --json for\n"
+	"scripts.\n";
+
+int cmd_ls(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(ls_usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc > 1)
+		return cli_usage("ls", "no arguments expected");
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec *v = NULL;
+	size_t n = 0;
+	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_list(s, &v, &n, &err) < 0)
+		return cli_fail(&err);
+	if (c->json)
+		printf("[");
+	else
+		printf("%-20s %-9s %-7s %-8s %-9s %-5s %s\n", "NAME", "STATE", "UPTIME", "PID",
+		       "MEMORY", "PIDS", "IMAGE");
+	for (size_t i = 0; i < n; i++) {
+		if (c->json) {
+			if (i)
+				printf(",");
+			json_rec(stdout, mz_store_root(s), &v[i]);
+			continue;
+		}
+		char up[32], pid[24] = "-";
+		fmt_uptime(up, sizeof(up), &v[i]);
+		if (v[i].init_pid)
+			snprintf(pid, sizeof(pid), "%d", (int)v[i].init_pid);
+		struct mz_domain_stats st = stats_of(mz_store_root(s), &v[i]);
+		char mem[32] = "-", np[24] = "-";
+		if (st.memory_bytes > 0 && (v[i].init_pid || st.pids > 0))
+			cli_bytes(mem, st.memory_bytes);
+		if (st.pids > 0)
+			snprintf(np, sizeof(np), "%lld", (long long)st.pids);
+		printf("%-20s %-9s %-7s %-8s %-9s %-5s %s\n", v[i].name, state_of(mz_store_root(s), &v[i]), up, pid, mem,
+		       np, v[i].source);
+	}
+	if (c->json)
+		printf("]\n");
+	mz_domain_recs_free(v, n);
+	return EXIT_OK;
+}
+
+static const char inspect_usage[] =
+	"usage: mezzo [--json] inspect NAME\n\nEverything mezzo knows of a domain.\n";
+
+int cmd_inspect(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(inspect_usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 2)
+		return cli_usage("inspect", "need a domain NAME");
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec r;
+	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_get(s, argv[1], &r, &err) < 0)
+		return cli_fail(&err);
+	if (c->json) {
+		json_rec(stdout, mz_store_root(s), &r);
+		printf("\n");
+	} else {
+		char up[32];
+		fmt_uptime(up, sizeof(up), &r);
+		printf("name:        %s\nstate:       %s\nimage:       %s\nuptime:      %s\n", r.name,
+		       state_of(mz_store_root(s), &r), r.source, up);
+		printf("host uids:   %u-%u\n", MZ_DOMAIN_ID_BASE + (unsigned)r.slot * MZ_DOMAIN_ID_COUNT,
+		       MZ_DOMAIN_ID_BASE + (unsigned)(r.slot + 1) * MZ_DOMAIN_ID_COUNT - 1);
+		if (r.init_pid)
+			printf("init pid:    %d (supervisor %d)\n", (int)r.init_pid, (int)r.sup_pid);
+		if (r.exit_status >= 0 && !r.sup_pid)
+			printf("last exit:   %d\n", exit_code_of(r.exit_status));
+		printf("command:    ");
+		for (size_t i = 0; i < r.cmd_len; i += strlen(r.cmd + i) + 1)
+			printf(" %s", r.cmd + i);
+		printf("%s\n", r.cmd_len ? "" : " /bin/sh");
+		printf("limits:      memory %lld, pids %lld, cpu weight %lld, cpu quota %lld us/100ms, "
+		       "io weight %lld (0 = none)\n",
+		       (long long)r.memory, (long long)r.pids, (long long)r.cpu_weight,
+		       (long long)r.cpu_quota_us, (long long)r.io_weight);
+	}
+	mz_domain_rec_free(&r);
+	return EXIT_OK;
+}
+
+static const char logs_usage[] =
+	"usage: mezzo logs NAME\n\nWhat the domain wrote on its console (kept while nobody watches).\n";
+
+int cmd_logs(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(logs_usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 2)
+		return cli_usage("logs", "need a domain NAME");
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	struct mz_domain_rec r;
+	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_get(s, argv[1], &r, &err) < 0)
+		return cli_fail(&err);
+	mz_domain_rec_free(&r);
+	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), argv[1]);
+	const char *names[] = {"console.log.1", "console.log"};
+	for (size_t i = 0; i < 2; i++) {
+		cleanup_free char *p = xasprintf("%s/%s", dir, names[i]);
+		cleanup_close int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			if (write_all(1, buf, n) < 0)
+				return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * domain_opts.h — options shared by `mezzo create` and `mezzo run`.
+ */
+#ifndef MZ_CLI_DOMAIN_OPTS_H
+#define MZ_CLI_DOMAIN_OPTS_H
+
+#include "../store/store.h"
+#include "cli.h"
+
+struct domain_opts {
+	const char *name;
+	const char *image;       /* default "busybox" */
+	int64_t memory, pids, cpu_weight, cpu_quota_us, io_weight;
+	bool rm;                 /* run --rm */
+	int stop_timeout_s;
+	char **cmd;              /* after "--" */
+	int ncmd;
+};
+
+/* Parse argv[1..]: returns 0, OPTS_HELP_SHOWN (exit 0), or a usage exit
+ * status.  `run` allows --rm. */
+#define OPTS_HELP_SHOWN 1000
+int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
+		      struct domain_opts *o);
+/* Make the domain record (and its tree) from the options. */
+int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err);
+/* "123", "64k", "512M", "2G" -> bytes; -1 on error. */
+int64_t parse_size(const char *s);
+/* A wait status as a shell exit code: the code, or 128 + signal. */
+int exit_code_of(int status);
+
+int cmd_create(struct cli *c, int argc, char **argv);
+int cmd_start(struct cli *c, int argc, char **argv);
+int cmd_stop(struct cli *c, int argc, char **argv);
+int cmd_kill(struct cli *c, int argc, char **argv);
+int cmd_restart(struct cli *c, int argc, char **argv);
+int cmd_rm(struct cli *c, int argc, char **argv);
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
+int cmd_inspect(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
+int cmd_snapshot(struct cli *c, int argc, char **argv);
+int cmd_exec(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,478 @@
+/*
+ * spawn.c — mz_domain_spawn: make a domain and start its init.
+ *
+ * One clone3 makes the domain's first process ("pid 1") in new user, pid,
+ * mount, uts, ipc and network namespaces, born into the domain's v2 cgroup
+ * (CLONE_INTO_CGROUP) with a pidfd for the caller.  Then, in parallel:
+ *   parent: writes the id maps, makes the v1 cgroups (hybrid hosts; the v2
+ *           group had to exist before the clone), sets the rlimits, says
+ *           "go", brings up the
+ *           domain's loopback from outside (setns of the calling thread into
+ *           the domain's network namespace, for one socket), says "lo";
+ *   pid 1:  sets no_new_privs and the seccomp filter (secure.c), waits for
+ *           "go", moves itself into the v1 groups (hybrid hosts), builds
+ *           the root (mounts.c), becomes the domain's root user, sets
+ *           the hostname, enters a cgroup namespace of its own, pivots,
+ *           drops capabilities; then it clones the main command's process
+ *           (pid 2) and execveat()s mezzo-init, from an fd opened on the
+ *           host, with "--main-pid 2";
+ *   pid 2:  resets signals, takes the command's session, terminal, ids and
+ *           directory, waits for "lo", execs the command.
+ * So init's exec and the command's exec run side by side, and init adopts
+ * the command as its main service instead of starting it.
+ *
+ * Reporting: a pipe whose write end is close-on-exec in both children.
+ * Whoever fails writes one struct mz_init_msg and exits; when both have
+ * exec'd the parent reads end-of-file.  So spawn returns either a domain
+ * whose command runs, or a precise error with nothing left behind (processes
+ * reaped, groups removed).
+ *
+ * The children share the caller's memory (child.c): everything that
+ * allocates (the seccomp program, init's argv, cgroup paths) is prepared
+ * before, nothing they read is freed before end-of-file, and their system
+ * calls go through sys.h.  The struct child they get is read-only to them
+ * but for the two fields pid 1 fills in for init's argv.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/util.h"
+#include "runtimeInt.h"
+#include "sys.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+#define STACK_SIZE (128 * 1024)
+
+struct child {
+	const struct mz_domain_spec *spec;
+	int ctl;                      /* the children's end of the control pair */
+	int rep;                      /* the write end of the report pipe */
+	int initfd;                   /* mezzo-init, opened on the host */
+	struct mz_cg_join join;
+	bool v2_done;                 /* clone3 put us in the v2 group */
+	const struct sock_fprog *prog;
+	uint64_t keep;                /* capabilities */
+	int ctl2;                     /* pid 1 to pid 2: ctl after the fd layout */
+	char **init_argv;             /* [main_pid_slot] is filled in by pid 1 */
+	int main_pid_slot;
+	char main_pid[16];
+	char *const *envp;
+	struct mz_mount_args margs;
+	char *stack2;                 /* pid 2's stack */
+};
+
+/* One byte from the parent: 1, 0 at end-of-file (the parent gave up), -errno. */
+static long child_wait(int fd)
+{
+	char b;
+	long r;
+	while ((r = mz_sys(SYS_recvfrom, fd, &b, 1, 0, NULL, NULL)) == -EINTR)
+		;
+	return r;
+}
+
+/* pid 2: the main command. */
+static void cmd_main(void *arg)
+{
+	struct child *c = arg;
+	const struct mz_domain_spec *s = c->spec;
+	const char *what = "?";
+	int r = 0;
+	/* pid 1 laid out our fds (the report pipe is 3; the control socket
+	 * kept its number), dropped capabilities and loaded the seccomp filter
+	 * before cloning us */
+	mz_child_signals_default();
+	/* its own session: init can signal its process group, and a terminal
+	 * can become its controlling one */
+	if (s->tty) {
+		r = mz_child_ctty(&what);
+		if (r == -EPERM)
+			r = 0; /* a terminal that is some host session's: run without */
+	} else if ((r = (int)mz_sys(SYS_setsid)) > 0) {
+		r = 0;
+	} else if (r < 0) {
+		what = "setsid";
+	}
+	if (r == 0)
+		r = mz_child_ids(s->uid, s->gid, &what);
+	const char *cwd = s->cwd ? s->cwd : "/";
+	if (r == 0 && (r = (int)mz_sys(SYS_chdir, cwd)) < 0) {
+		mz_child_report(3, -r, "cannot change directory to", cwd);
+		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
+	}
+	if (r == 0 && child_wait(c->ctl2) != 1)
+		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND); /* the parent gave up; it reports */
+	if (r < 0) {
+		mz_child_report(3, -r, what, NULL);
+		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
+	}
+	r = mz_exec_search(s->argv, c->envp);
+	mz_child_report(3, -r, "cannot run", s->argv[0]);
+	mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
+}
+
+static void fmt_int(char *out, int v)
+{
+	char d[12];
+	int n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*out++ = d[--n];
+	*out = '\0';
+}
+
+/* pid 1: the domain, then init. */
+static void child_main(void *arg)
+{
+	struct child *c = arg;
+	const struct mz_domain_spec *s = c->spec;
+	const char *what = "?";
+	int r;
+	/* the struct is shared with pid 2 (and the parent): read-only here,
+	 * but for the argv slot below */
+	int rep = c->rep, initfd = c->initfd, ctl = c->ctl;
+	/* While the parent writes the id maps and makes the v1 cgroups: the
+	 * second wall's filter (no_new_privs is not needed for it yet — we hold
+	 * CAP_SYS_ADMIN in the new user namespace — and nothing the setup below
+	 * calls is on the deny list). */
+	if ((r = mz_seccomp_apply(c->prog, &what)) < 0)
+		goto fail;
+	if (child_wait(ctl) != 1)
+		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND); /* the parent gave up; it reports */
+	if ((r = mz_cg_join_self(&c->join, c->v2_done)) < 0) {
+		what = "cannot join the domain's cgroups";
+		goto fail;
+	}
+
+	int rootfd;
+	if ((r = mz_mounts_bind_root(s->rootfs, &rootfd, &what)) < 0)
+		goto fail;
+	if ((r = mz_child_ids(0, 0, &what)) < 0)
+		goto fail;
+	if ((r = (int)mz_sys(SYS_unshare, CLONE_NEWCGROUP)) < 0) {
+		what = "cannot make a cgroup namespace";
+		goto fail;
+	}
+	if ((r = (int)mz_sys(SYS_sethostname, s->name, strlen(s->name))) < 0) {
+		what = "sethostname";
+		goto fail;
+	}
+	if ((r = mz_mounts_populate(rootfd, &c->margs, &what)) < 0)
+		goto fail;
+	if ((r = mz_mounts_pivot(rootfd, &what)) < 0)
+		goto fail;
+	if ((r = mz_child_fds(s->stdio, &rep, (int *[]){&initfd, &ctl}, 2, &what)) < 0)
+		goto fail;
+	if ((r = (int)mz_sys(SYS_fcntl, 3, F_SETFD, FD_CLOEXEC)) < 0) {
+		what = "fcntl";
+		goto fail;
+	}
+	if ((r = mz_caps_apply(c->keep, &what)) < 0)
+		goto fail;
+	c->ctl2 = ctl; /* where pid 2 finds the control socket */
+	struct clone_args ca = {.exit_signal = SIGCHLD};
+	pid_t pid = mz_clone_fn(&ca, cmd_main, c, c->stack2, STACK_SIZE);
+	if (pid < 0) {
+		r = pid;
+		what = "cannot start the main command's process";
+		goto fail;
+	}
+	fmt_int(c->main_pid, pid);
+	c->init_argv[c->main_pid_slot] = c->main_pid;
+	r = (int)mz_sys(SYS_execveat, initfd, "", c->init_argv, c->envp, AT_EMPTY_PATH);
+	what = "cannot execute mezzo-init";
+fail:
+	mz_child_report(rep, -r, what, NULL);
+	mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
+}
+
+/* ---- the parent side */
+
+/* Bring up lo in pid's network namespace: one socket made there by this
+ * thread (setns is per thread), then ioctls on it from here. */
+static int loopback_up(pid_t pid, mz_error_t *err)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pid);
+	cleanup_close int target = open(p, O_RDONLY | O_CLOEXEC);
+	cleanup_close int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (target < 0 || self < 0)
+		return mz_error_sys(err, errno, "cannot open the network namespaces");
+	if (setns(target, CLONE_NEWNET) < 0)
+		return mz_error_sys(err, errno, "cannot enter the domain's network namespace");
+	cleanup_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int e = errno;
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort(); /* our own namespace: cannot fail, and must not stay elsewhere */
+	if (s < 0)
+		return mz_error_sys(err, e, "socket in the domain's network namespace");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return mz_error_sys(err, errno, "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return mz_error_sys(err, errno, "cannot bring up the domain's loopback");
+	return 0;
+}
+
+/* The host path of the terminal on fd, if it is a plain /dev one. */
+static bool terminal_path(int fd, char *out, size_t n)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	ssize_t l = readlink(p, out, n - 1);
+	if (l <= 0)
+		return false;
+	out[l] = '\0';
+	struct stat a, b;
+	return strncmp(out, "/dev/", 5) == 0 && stat(out, &a) == 0 && fstat(fd, &b) == 0 &&
+	       a.st_rdev == b.st_rdev && S_ISCHR(a.st_mode);
+}
+
+static int check_spec(const struct mz_domain_spec *s, mz_error_t *err)
+{
+	const char *n = s->name;
+	size_t len = n ? strlen(n) : 0;
+	if (len == 0 || len > 64 || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
+	    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
+		return mz_error(err, EINVAL, "bad domain name '%s': 1 to 64 of [A-Za-z0-9_.-]",
+				n ? n : "");
+	const char *cn = s->cgroup_name;
+	if (cn && (strlen(cn) == 0 || strlen(cn) > 128 || cn[0] == '.' ||
+		   strspn(cn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+			   strlen(cn)))
+		return mz_error(err, EINVAL, "bad cgroup name '%s'", cn);
+	if (s->rootfs == NULL || s->rootfs[0] != '/')
+		return mz_error(err, EINVAL, "the root file system must be an absolute path");
+	if (s->init_path == NULL)
+		return mz_error(err, EINVAL, "no mezzo-init path given");
+	if (s->argv == NULL || s->argv[0] == NULL)
+		return mz_error(err, EINVAL, "no command to run in the domain");
+	if (s->uid_count == 0 || s->gid_count == 0)
+		return mz_error(err, EINVAL, "empty id range");
+	if (s->uid_base == 0 || s->gid_base == 0)
+		return mz_error(err, EINVAL, "the domain's id range must not contain host root");
+	if (s->uid >= s->uid_count || s->gid >= s->gid_count)
+		return mz_error(err, EINVAL, "ids %u:%u are outside the domain's range",
+				(unsigned)s->uid, (unsigned)s->gid);
+	return 0;
+}
+
+/* mezzo-init's argv (protocol.h): "--main-pid" and a slot pid 1 fills in. */
+static char **init_argv(const struct mz_domain_spec *s, int *slot)
+{
+	size_t n = 0;
+	while (s->argv[n])
+		n++;
+	char **a = xcalloc(n + 8, sizeof(char *));
+	size_t i = 0;
+	a[i++] = xstrdup("mezzo-init");
+	if (s->stop_grace_ms > 0) {
+		a[i++] = xstrdup("--grace");
+		a[i++] = xasprintf("%d", s->stop_grace_ms);
+	}
+	a[i++] = xstrdup("--main-pid");
+	*slot = (int)i;
+	a[i++] = NULL; /* filled in by pid 1; freed separately */
+	a[i++] = xstrdup("--");
+	for (size_t k = 0; k < n; k++)
+		a[i++] = xstrdup(s->argv[k]);
+	return a;
+}
+
+static void free_argv(char **a, int skip, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((int)i != skip)
+			free(a[i]);
+	free(a);
+}
+
+/* Read the report pipe until end-of-file (both children exec'd or gone):
+ * 0, or the first failure reported. */
+static int wait_ready(int fd, mz_error_t *err)
+{
+	int r = 0;
+	for (;;) {
+		struct mz_init_msg m;
+		ssize_t n = read(fd, &m, sizeof(m));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return r < 0 ? r : mz_error_sys(err, errno, "waiting for the domain to start");
+		if (n == 0)
+			return r;
+		if (r == 0 && (size_t)n == sizeof(m)) {
+			m.msg[sizeof(m.msg) - 1] = '\0';
+			r = m.err > 0 ? mz_error_sys(err, m.err, "domain: %s", m.msg)
+				      : mz_error(err, EIO, "domain: %s", m.msg);
+		}
+	}
+}
+
+static void reap(pid_t pid, int pidfd)
+{
+	if (pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	else
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *out,
+		    mz_error_t *err)
+{
+	out->pid = -1;
+	out->pidfd = -1;
+	out->cgroup[0] = '\0';
+	int r = check_spec(spec, err);
+	if (r < 0)
+		return r;
+	const struct sock_fprog *prog;
+	if ((r = mz_seccomp_prog(spec->allow_perf_bpf, &prog, err)) < 0)
+		return r;
+	cleanup_close int initfd = open(spec->init_path, O_RDONLY | O_CLOEXEC);
+	if (initfd < 0)
+		return mz_error_sys(err, errno, "cannot open mezzo-init %s", spec->init_path);
+	/* Control: the parent's "go" (to pid 1) and "lo" (to pid 2) on a
+	 * socket (send with MSG_NOSIGNAL: a child that died must not kill the
+	 * caller with SIGPIPE).  Reports: the children's failures on a pipe,
+	 * whose reader gets every message written before end-of-file. */
+	int sv[2], pv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return mz_error_sys(err, errno, "socketpair");
+	cleanup_close int ctl = sv[0];
+	cleanup_close int ctl_child = sv[1];
+	if (pipe2(pv, O_CLOEXEC) < 0)
+		return mz_error_sys(err, errno, "pipe");
+	cleanup_close int rep = pv[0];
+	cleanup_close int rep_child = pv[1];
+	char *stacks = mmap(NULL, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stacks == MAP_FAILED)
+		return mz_error_sys(err, errno, "cannot map the children's stacks");
+	char cg[sizeof(out->cgroup)];
+	if ((r = mz_cg_create_v2(spec->cgroup_name ? spec->cgroup_name : spec->name, &spec->limits, cg, sizeof(cg), err)) < 0) {
+		munmap(stacks, 2 * STACK_SIZE);
+		return r;
+	}
+
+	size_t argc = 0;
+	while (spec->argv[argc])
+		argc++;
+	struct child c = {
+		.spec = spec,
+		.ctl = ctl_child,
+		.rep = rep_child,
+		.initfd = initfd,
+		.prog = prog,
+		.keep = mz_caps_keep(spec->allow_perf_bpf),
+		.envp = spec->envp ? spec->envp : mz_default_env(spec->uid, spec->tty),
+		.margs = {.devpts_gid5 = spec->gid_count > 5},
+		.stack2 = stacks + STACK_SIZE,
+	};
+	c.init_argv = init_argv(spec, &c.main_pid_slot);
+	char console[PATH_MAX];
+	if (spec->tty && isatty(spec->stdio[0]) && terminal_path(spec->stdio[0], console, sizeof(console)))
+		c.margs.console = console;
+	pid_t pid = -1;
+	int pidfd = -1;
+	r = mz_cg_join_open(cg, &spec->limits, &c.join, err);
+	if (r == 0) {
+		struct clone_args ca = {
+			.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS |
+				 CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD,
+			.pidfd = (uint64_t)(uintptr_t)&pidfd,
+			.exit_signal = SIGCHLD,
+		};
+		if (c.join.v2fd >= 0) {
+			ca.flags |= CLONE_INTO_CGROUP;
+			ca.cgroup = (uint64_t)c.join.v2fd;
+			c.v2_done = true;
+		}
+		/* The children start with every signal blocked: no handler of
+		 * the caller's runs in them (init and pid 2 set their own). */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		struct clone_args again = ca;
+		pid = mz_clone_fn(&ca, child_main, &c, stacks, STACK_SIZE);
+		if (pid < 0 && (again.flags & CLONE_INTO_CGROUP) && (pid == -EINVAL || pid == -E2BIG)) {
+			/* a kernel before 5.7: join the v2 group by writing cgroup.procs */
+			again.flags &= ~CLONE_INTO_CGROUP;
+			again.cgroup = 0;
+			c.v2_done = false;
+			pid = mz_clone_fn(&again, child_main, &c, stacks, STACK_SIZE);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0)
+			r = mz_error_sys(err, -pid, "cannot make the domain's namespaces (clone3)");
+	}
+	close(steal_fd(&ctl_child));
+	close(steal_fd(&rep_child));
+
+	if (r == 0)
+		r = mz_idmap_write(pid, spec, err);
+	/* while pid 1 loads its seccomp filter */
+	if (r == 0)
+		r = mz_cg_create_v1(cg, &spec->limits, err);
+	if (r == 0 && spec->limits.nofile > 0) {
+		struct rlimit rl = {(rlim_t)spec->limits.nofile, (rlim_t)spec->limits.nofile};
+		if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
+			r = mz_error_sys(err, errno, "cannot set RLIMIT_NOFILE to %lld",
+					 (long long)spec->limits.nofile);
+	}
+	if (r == 0 && send(ctl, "g", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
+		r = mz_error_sys(err, EPIPE, "cannot start the domain's first process");
+	/* while pid 1 builds the file system tree */
+	if (r == 0)
+		r = loopback_up(pid, err);
+	if (r == 0 && send(ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
+		r = mz_error_sys(err, EPIPE, "cannot start the domain's main command");
+	if (r == 0)
+		r = wait_ready(rep, err);
+	if (r < 0 && pid > 0)
+		reap(pid, pidfd); /* pid 2 dies with pid 1's namespace */
+
+	/* Only now are the children done with our memory (exec'd or dead). */
+	mz_cg_join_close(&c.join);
+	free_argv(c.init_argv, c.main_pid_slot, argc + 8);
+	munmap(stacks, 2 * STACK_SIZE);
+	if (r < 0) {
+		if (pidfd >= 0)
+			close(pidfd);
+		mz_cg_remove(cg, NULL);
+		return r;
+	}
+	out->pid = pid;
+	out->pidfd = pidfd;
+	memcpy(out->cgroup, cg, sizeof(out->cgroup));
+	return 0;
+}

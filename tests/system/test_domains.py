@@ -1,0 +1,131 @@
+"""Domains through the CLI: lifecycle, isolation, bad input, crash recovery.
+
+Each test uses its own store (fixture `mezzo`) with the default busybox
+image, and real namespaces, cgroups and FUSE mounts.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+@pytest.fixture
+def dz(mezzo):
+    mezzo.run("image", "busybox")
+    yield mezzo
+    for d in json.loads(mezzo.run("--json", "ls").stdout):
+        mezzo.run("rm", "--force", d["name"], check=False)
+
+
+def domains(m):
+    return {d["name"]: d for d in json.loads(m.run("--json", "ls").stdout)}
+
+
+def test_run_true_and_exit_codes(dz):
+    assert dz.run("run", "--rm", "--", "/bin/true").returncode == 0
+    assert dz.run("run", "--rm", "--", "/bin/sh", "-c", "exit 7", check=False).returncode == 7
+    p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "kill -9 $$", check=False)
+    assert p.returncode == 128 + 9
+    assert domains(dz) == {}, "--rm left a domain behind"
+
+
+def test_run_sees_its_own_world(dz):
+    p = dz.run("run", "--rm", "--name", "world", "--", "/bin/sh", "-c",
+               "hostname; id -u; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'")
+    lines = p.stdout.split("\n")
+    assert lines[0] == "world"
+    assert lines[1] == "0"
+    assert "mezzo-init" in lines[2] or lines[2].startswith("/")
+    assert int(lines[3]) <= 5, "host processes are visible: " + p.stdout
+
+
+def test_lifecycle(dz, workdir):
+    dz.run("create", "svc", "--memory", "64M", "--pids", "64", "--",
+           "/bin/sh", "-c", "echo started; exec sleep 1000")
+    d = domains(dz)["svc"]
+    assert d["state"] == "created" and d["limits"]["memory"] == 64 << 20
+    dz.run("start", "svc")
+    d = domains(dz)["svc"]
+    assert d["state"] == "running" and d["init_pid"] > 0
+    # the host sees the domain's root as an unprivileged uid
+    with open(f"/proc/{d['init_pid']}/status") as f:
+        uid_line = [l for l in f if l.startswith("Uid:")][0]
+    assert int(uid_line.split()[1]) == d["uid_base"] >= 100000
+    p = dz.fail("start", "svc")
+    assert "already running" in p.stderr
+    p = dz.fail("rm", "svc")
+    assert "running" in p.stderr
+    time.sleep(0.3)
+    assert "started" in dz.run("logs", "svc").stdout
+    dz.run("stop", "svc", "--timeout", "2")
+    d = domains(dz)["svc"]
+    assert d["state"] == "stopped"
+    dz.run("restart", "svc")
+    assert domains(dz)["svc"]["state"] == "running"
+    dz.run("kill", "svc")
+    for _ in range(100):
+        if domains(dz)["svc"]["state"] != "running":
+            break
+        time.sleep(0.05)
+    assert domains(dz)["svc"]["state"] == "stopped"
+    dz.run("rm", "svc")
+    assert "svc" not in domains(dz)
+    assert not any("/run/domains/svc" in l for l in open("/proc/self/mountinfo"))
+
+
+def test_writes_are_private_and_snapshots_work(dz):
+    dz.run("run", "--name", "a", "--", "/bin/sh", "-c", "echo mine > /etc/motd")
+    p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "cat /etc/motd 2>/dev/null; echo end")
+    assert "mine" not in p.stdout
+    dz.run("snapshot", "a", "a-v1")
+    p = dz.run("run", "--rm", "--image", "a-v1", "--", "/bin/cat", "/etc/motd")
+    assert p.stdout == "mine\n"
+    dz.run("rm", "a")
+
+
+def test_host_files_invisible(dz, workdir):
+    marker = os.path.join("/tmp", "mezzo-host-marker-%d" % os.getpid())
+    open(marker, "w").write("host secret")
+    try:
+        p = dz.run("run", "--rm", "--", "/bin/sh", "-c",
+                   f"cat {marker} 2>&1; ls /tmp; cat /proc/mounts | grep -c ' / '")
+        assert "host secret" not in p.stdout
+    finally:
+        os.unlink(marker)
+
+
+def test_bad_input(dz):
+    p = dz.fail("run", "--rm", "--image", "nosuch", "--", "/bin/true")
+    assert "nosuch" in p.stderr
+    dz.run("create", "dup")
+    p = dz.fail("create", "dup")
+    assert "already exists" in p.stderr
+    p = dz.fail("create", "../evil")
+    assert "invalid" in p.stderr
+    p = dz.fail("rm", "missing")
+    assert "no domain" in p.stderr
+    p = dz.fail("stop", "dup")
+    assert "not running" in p.stderr
+    p = dz.run("run", check=False)
+    assert p.returncode == 2
+    p = dz.run("create", "x", "--memory", "lots", check=False)
+    assert p.returncode == 2
+    dz.run("rm", "dup")
+
+
+def test_supervisor_killed(dz):
+    dz.run("create", "victim", "--", "/bin/sleep", "1000")
+    dz.run("start", "victim")
+    d = domains(dz)["victim"]
+    os.kill(d["supervisor_pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    d = domains(dz)["victim"]
+    assert d["state"] != "running", "ls must tell the truth after a supervisor crash"
+    # the orphaned domain can be removed cleanly, and nothing leaks
+    subprocess.run(["umount", "-l", os.path.join(dz.root, "run/domains/victim/root")],
+                   capture_output=True)
+    dz.run("rm", "--force", "victim")
+    assert "victim" not in domains(dz)
