@@ -92,6 +92,21 @@ static const char schema_sql[] =
 static void store_flush_unlinks(mz_store *s);
 static int store_sync_wal(mz_store *s, mz_error_t *err);
 
+#define MZ_SCHEMA_VERSION 1
+#define MZ_SCHEMA_VERSION_STR "1"
+
+/* PRAGMA user_version: the schema is made once, not parsed at every open. */
+static int schema_version(mz_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 const char *mz_store_default_root(const char *explicit_root)
 {
 	if (explicit_root != NULL && *explicit_root)
@@ -190,7 +205,10 @@ static int store_make_dirs(mz_store *s, mz_error_t *err)
 		fl |= FS_TOPDIR_FL;
 		ioctl(s->objects_fd, FS_IOC_SETFLAGS, &fl);
 	}
-	for (int i = 0; i < 256; i++) {
+	/* The subdirectories are made last to first: if the last exists, all do
+	 * (and `store check` makes any that went missing since). */
+	struct stat st;
+	for (int i = 255; i >= 0 && fstatat(s->objects_fd, "00", &st, 0) < 0; i--) {
 		char d[4];
 		snprintf(d, sizeof(d), "%02x", i);
 		if (mkdirat(s->objects_fd, d, 0700) < 0 && errno != EEXIST)
@@ -223,13 +241,24 @@ int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
 	sqlite3_busy_timeout(s->db, 30000);
 	r = store_exec(s,
 		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-		       "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;",
+		       "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-4096;",
 		       err);
-	if (r == 0)
+	/* Many short-lived processes open the catalog (every CLI command, every
+	 * supervisor): the last one to close must not checkpoint and delete the
+	 * WAL each time, only for the next one to recreate it and fsync the
+	 * directory.  Checkpoints still happen as the WAL grows. */
+	int one = 1;
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+	if (r == 0 && schema_version(s) != MZ_SCHEMA_VERSION) {
 		r = store_exec(s, "BEGIN IMMEDIATE", err);
-	if (r == 0) {
-		r = store_exec(s, schema_sql, err);
-		r = r == 0 ? store_exec(s, "COMMIT", err) : (store_exec(s, "ROLLBACK", NULL), r);
+		if (r == 0) {
+			r = store_exec(s, schema_sql, err);
+			if (r == 0)
+				r = store_exec(s, "PRAGMA user_version = " MZ_SCHEMA_VERSION_STR, err);
+			r = r == 0 ? store_exec(s, "COMMIT", err)
+				   : (store_exec(s, "ROLLBACK", NULL), r);
+		}
 	}
 	if (r < 0) {
 		mz_error_wrap(err, "store %s", s->root);
