@@ -110,7 +110,14 @@ void fs_control_handle(struct fs_server *S)
 	cleanup_free char *reply = NULL;
 	if (strncmp(line, "snapshot ", 9) == 0) {
 		mz_lid v;
-		if (fs_snapshot(S, line + 9, &v, &err) < 0)
+		/* Under the server lock, as a request; committed before the
+		 * answer, so that the caller's next command sees the version. */
+		pthread_mutex_lock(&S->lock);
+		fs_flush(S);
+		int r = fs_snapshot(S, line + 9, &v, &err);
+		fs_flush(S);
+		pthread_mutex_unlock(&S->lock);
+		if (r < 0)
 			reply = xasprintf("error %s\n", err ? err->msg : "snapshot failed");
 		else
 			reply = xasprintf("ok %lld\n", (long long)v);

@@ -35,7 +35,14 @@ int mz_fs_run(struct fs_server *S, mz_error_t *err);
 void mz_fs_stop(struct fs_server *S);
 
 /* start + run + stop: mount tree `layer` at mountpoint and serve it until it
- * is unmounted, in the calling process (callers daemonize first). */
+ * is unmounted, in the calling process (callers daemonize first).
+ *
+ * With MEZZO_FUSE_URING=1 in the environment, requests are served through
+ * FUSE over io_uring when the kernel has it: one thread per possible CPU,
+ * pinned, answering the requests made on its CPU (the server sets
+ * /sys/module/fuse/parameters/enable_uring to Y if it can).  By default, and
+ * when the kernel cannot, it serves through /dev/fuse (see uring.c for the
+ * measurements behind that default).  The log says which. */
 int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, mz_error_t *err);
 

@@ -5,6 +5,7 @@
 #define MZ_FS_INT_H
 
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -16,6 +17,9 @@
 /* The kernel remembers entries and attributes this long: mezzo is the only
  * writer of the tree and invalidates nothing behind the kernel's back. */
 #define FS_TTL_SEC 86400
+
+/* Largest WRITE the kernel sends (and READ it asks for): 1 MiB. */
+#define FS_MAX_WRITE (1u << 20)
 
 /* A node the kernel holds a reference to (nodeid == store ino, root is 1). */
 struct fs_node {
@@ -51,11 +55,19 @@ struct fs_handle {
 	size_t nents;
 };
 
+struct fs_ring_ent;
+
 struct fs_req {
 	const struct fuse_in_header *h;
 	const void *arg;   /* request body after the header */
 	size_t arglen;
+	/* Where the reply goes: NULL, written to /dev/fuse; else into this
+	 * io_uring entry's buffers, committed after the handler returns. */
+	struct fs_ring_ent *ent;
 };
+
+/* Who waits for requests: the /dev/fuse loop, or ring thread i (>= 0). */
+#define FS_WAITER_DEV (-1)
 
 struct fs_server {
 	mz_store *store;
@@ -67,7 +79,17 @@ struct fs_server {
 	int dev_fd;
 	int ctl_fd;
 	bool passthrough;   /* negotiated and working */
-	bool exiting;
+	bool exiting;       /* DESTROY seen (read and written atomically) */
+	/* Request processing (the store, the tables below, the view cache)
+	 * is serialized by this lock: /dev/fuse loop and ring threads alike. */
+	pthread_mutex_t lock;
+	/* Group commit: when the open catalog batch must be flushed (monotonic
+	 * ns, 0: nothing pending) and which waiter times out for it.  Written
+	 * under lock, read without (atomics). */
+	int64_t flush_due_ns;
+	int flush_owner;
+	bool uring_want;        /* try FUSE over io_uring at INIT */
+	struct fs_uring *uring; /* its rings and threads (uring.c), NULL if unused */
 	uint32_t proto_minor;
 	struct imap nodes;   /* ino -> fs_node */
 	struct imap handles; /* fh -> fs_handle */
@@ -85,6 +107,33 @@ int fs_reply_iov(struct fs_server *S, const struct fs_req *r, struct iovec *iov,
 int fs_reply_err(struct fs_server *S, const struct fs_req *r, int neg_errno);
 /* Log an unexpected internal error, map it to an errno for the kernel. */
 int fs_fail(struct fs_server *S, const struct fs_req *r, int rc, mz_error_t *err);
+
+/* ---- requests (server.c); callers hold S->lock ---- */
+void fs_dispatch(struct fs_server *S, const struct fs_req *r);
+/* After a request: note when the catalog batch is due; true if it is due
+ * right now (the caller flushes once the reply is on its way). */
+bool fs_after_request(struct fs_server *S, int waiter);
+void fs_flush(struct fs_server *S);
+/* Without the lock: how long waiter may sleep (-1: until a request), and
+ * the work to do when that sleep timed out (takes the lock). */
+int fs_wait_ms(struct fs_server *S, int waiter);
+int64_t fs_wait_ns(struct fs_server *S, int waiter);
+void fs_idle(struct fs_server *S);
+
+/* ---- FUSE over io_uring (uring.c) ---- */
+/* Before mounting: whether to try io_uring (MEZZO_FUSE_URING, enable_uring). */
+bool fs_uring_wanted(struct fs_server *S);
+/* At INIT, before replying: start one thread and ring per possible CPU;
+ * false if that failed (then io_uring is not negotiated). */
+bool fs_uring_prepare(struct fs_server *S);
+/* After the INIT reply: register the rings' entries (or, negotiate=false,
+ * drop the threads). */
+void fs_uring_start(struct fs_server *S, bool negotiated);
+/* Stop and join the ring threads (any time; NULL-safe). */
+void fs_uring_stop(struct fs_server *S);
+/* Reply into a ring entry (fs_reply* do this when r->ent is set). */
+int fs_uring_reply(struct fs_server *S, const struct fs_req *r, int neg_errno,
+		   const struct iovec *iov, int n);
 
 /* ---- ids and attributes (server.c) ---- */
 uint32_t fs_uid_in(struct fs_server *S, uint32_t host_uid);

@@ -2,10 +2,13 @@
  * server.c — mounting a tree and the FUSE request loop.
  *
  * One process serves one tree: a crash of one server never touches another
- * tree.  The loop is single-threaded on purpose: with passthrough, reads,
- * writes and mmap never reach it, and what does reach it (metadata) goes
- * through one SQLite connection anyway.  Why raw /dev/fuse and not libfuse:
- * Debian 12's libfuse (3.14) predates passthrough (protocol 7.40).
+ * tree.  Requests are processed one at a time, under S->lock: with
+ * passthrough, reads, writes and mmap never reach the server, and what does
+ * reach it (metadata) goes through one SQLite connection anyway.  They are
+ * read from /dev/fuse by the loop below, or, with FUSE over io_uring
+ * (uring.c), by one thread per CPU, so that a request is answered on the CPU
+ * that made it.  Why raw /dev/fuse and not libfuse: Debian 12's libfuse
+ * (3.14) predates passthrough (protocol 7.40) and io_uring (7.42).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +27,6 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "fsInt.h"
-
-#define FS_MAX_WRITE (1u << 20)
 
 /* ---- ids ------------------------------------------------------------------ */
 
@@ -150,6 +151,8 @@ void fs_inode_gone(struct fs_server *S, mz_ino ino)
 
 int fs_reply_iov(struct fs_server *S, const struct fs_req *r, struct iovec *iov, int n)
 {
+	if (r->ent)
+		return fs_uring_reply(S, r, 0, iov, n);
 	struct fuse_out_header oh = {.unique = r->h->unique};
 	struct iovec v[8];
 	v[0].iov_base = &oh;
@@ -173,6 +176,8 @@ int fs_reply(struct fs_server *S, const struct fs_req *r, const void *data, size
 
 int fs_reply_err(struct fs_server *S, const struct fs_req *r, int neg_errno)
 {
+	if (r->ent)
+		return fs_uring_reply(S, r, neg_errno, NULL, 0);
 	struct fuse_out_header oh = {
 		.unique = r->h->unique, .error = neg_errno, .len = sizeof(oh)};
 	if (write(S->dev_fd, &oh, sizeof(oh)) < 0 && errno != ENOENT)
@@ -207,6 +212,15 @@ static int fs_init(struct fs_server *S, const struct fs_req *r)
 			FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS | FUSE_INIT_EXT |
 			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH | MZ_FUSE_DIRECT_IO_ALLOW_MMAP;
 	uint64_t flags = kflags & want;
+	/* The rings must exist before we accept io_uring: once negotiated, the
+	 * kernel holds every request until each CPU's queue has an entry. */
+	bool uring = false;
+	if (S->uring_want && !(kflags & MZ_FUSE_OVER_IO_URING))
+		mz_warn("io_uring: not offered by the kernel; serving through /dev/fuse");
+	else if (S->uring_want && !(uring = fs_uring_prepare(S)))
+		mz_warn("io_uring: cannot set up the rings; serving through /dev/fuse");
+	if (uring)
+		flags |= MZ_FUSE_OVER_IO_URING;
 	S->proto_minor = in->minor < 45 ? in->minor : 45;
 	o.major = 7;
 	o.minor = S->proto_minor;
@@ -222,7 +236,12 @@ static int fs_init(struct fs_server *S, const struct fs_req *r)
 	o.max_stack_depth = (flags & MZ_FUSE_PASSTHROUGH) ? 1 : 0;
 	S->passthrough = (flags & MZ_FUSE_PASSTHROUGH) != 0;
 	size_t len = in->minor >= 23 ? sizeof(o) : FUSE_COMPAT_22_INIT_OUT_SIZE;
-	return fs_reply(S, r, &o, len);
+	fs_reply(S, r, &o, len);
+	/* The kernel took the reply in write(): the connection is initialised
+	 * and the rings may register now (before, REGISTER fails with EAGAIN). */
+	if (S->uring)
+		fs_uring_start(S, uring);
+	return 0;
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
@@ -267,7 +286,7 @@ static fs_op_fn op_table(uint32_t op)
 	}
 }
 
-static void fs_dispatch(struct fs_server *S, const struct fs_req *r)
+void fs_dispatch(struct fs_server *S, const struct fs_req *r)
 {
 	uint32_t op = r->h->opcode;
 	S->op_count[op < 64 ? op : 63]++;
@@ -286,7 +305,7 @@ static void fs_dispatch(struct fs_server *S, const struct fs_req *r)
 		return;
 	}
 	if (op == FUSE_DESTROY) {
-		S->exiting = true;
+		__atomic_store_n(&S->exiting, true, __ATOMIC_RELAXED);
 		fs_reply(S, r, NULL, 0);
 		return;
 	}
@@ -349,8 +368,9 @@ static void ready(struct fs_server *S, const char *msg)
 #define FS_BATCH_IDLE_MS 2
 #define FS_BATCH_MAX_NS (20 * 1000 * 1000)
 
-static void fs_flush(struct fs_server *S)
+void fs_flush(struct fs_server *S)
 {
+	__atomic_store_n(&S->flush_due_ns, 0, __ATOMIC_RELAXED);
 	mz_error_t err cleanup_error = NULL;
 	if (mz_store_flush(S->store, &err) < 0) {
 		mz_err("catalog commit failed, the last changes are lost: %s",
@@ -359,30 +379,67 @@ static void fs_flush(struct fs_server *S)
 	}
 }
 
+bool fs_after_request(struct fs_server *S, int waiter)
+{
+	int64_t age = mz_store_batch_age_ns(S->store);
+	if (age < 0) {
+		__atomic_store_n(&S->flush_due_ns, 0, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (age >= FS_BATCH_MAX_NS)
+		return true;
+	int64_t now = mono_ns();
+	int64_t due = now + FS_BATCH_IDLE_MS * 1000000LL;
+	if (now - age + FS_BATCH_MAX_NS < due)
+		due = now - age + FS_BATCH_MAX_NS;
+	/* The waiter that saw the last request times out for the flush: the
+	 * others sleep until a request comes. */
+	__atomic_store_n(&S->flush_owner, waiter, __ATOMIC_RELAXED);
+	__atomic_store_n(&S->flush_due_ns, due, __ATOMIC_RELAXED);
+	return false;
+}
+
+int64_t fs_wait_ns(struct fs_server *S, int waiter)
+{
+	int64_t due = __atomic_load_n(&S->flush_due_ns, __ATOMIC_RELAXED);
+	if (due == 0 || __atomic_load_n(&S->flush_owner, __ATOMIC_RELAXED) != waiter)
+		return -1;
+	int64_t left = due - mono_ns();
+	return left > 0 ? left : 0;
+}
+
+int fs_wait_ms(struct fs_server *S, int waiter)
+{
+	int64_t ns = fs_wait_ns(S, waiter);
+	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+}
+
+void fs_idle(struct fs_server *S)
+{
+	pthread_mutex_lock(&S->lock);
+	int64_t due = __atomic_load_n(&S->flush_due_ns, __ATOMIC_RELAXED);
+	if (due != 0 && mono_ns() >= due)
+		fs_flush(S);
+	pthread_mutex_unlock(&S->lock);
+}
+
 static int fs_loop(struct fs_server *S, mz_error_t *err)
 {
 	struct pollfd p[2] = {{.fd = S->dev_fd, .events = POLLIN},
 			      {.fd = S->ctl_fd, .events = POLLIN}};
-	while (!S->exiting) {
-		int64_t age = mz_store_batch_age_ns(S->store);
-		if (age >= FS_BATCH_MAX_NS) {
-			fs_flush(S);
-			age = -1;
-		}
-		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, age >= 0 ? FS_BATCH_IDLE_MS : -1);
+	while (!__atomic_load_n(&S->exiting, __ATOMIC_RELAXED)) {
+		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, fs_wait_ms(S, FS_WAITER_DEV));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mz_error_sys(err, errno, "poll");
 		}
 		if (n == 0) {
-			fs_flush(S);
+			fs_idle(S);
 			continue;
 		}
-		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN)) {
-			fs_flush(S);
+		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN))
 			fs_control_handle(S);
-		}
 		if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
 		ssize_t len = read(S->dev_fd, S->buf, S->bufsize);
@@ -400,7 +457,11 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			continue;
 		r.arg = S->buf + sizeof(*r.h);
 		r.arglen = len - sizeof(*r.h);
+		pthread_mutex_lock(&S->lock);
 		fs_dispatch(S, &r);
+		if (fs_after_request(S, FS_WAITER_DEV))
+			fs_flush(S);
+		pthread_mutex_unlock(&S->lock);
 	}
 	return 0;
 }
@@ -457,6 +518,8 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 {
 	struct fs_server *S = xcalloc(1, sizeof(*S));
 	S->dev_fd = S->ctl_fd = -1;
+	pthread_mutex_init(&S->lock, NULL);
+	S->flush_owner = FS_WAITER_DEV;
 	S->layer = layer;
 	S->next_fh = 1;
 	S->opts = *o;
@@ -485,6 +548,10 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		r = mz_view_reap_all(S->view, err);
 	if (r == 0)
 		r = fs_control_open(S, err);
+	/* Decided before mount(): the kernel offers io_uring in INIT only if
+	 * enable_uring is Y by then. */
+	if (r == 0)
+		S->uring_want = fs_uring_wanted(S);
 	if (r == 0)
 		r = fs_mount(S, err);
 	if (r < 0) {
@@ -502,6 +569,8 @@ int mz_fs_run(struct fs_server *S, mz_error_t *err)
 {
 	mz_store_set_batch(S->store, true);
 	int r = fs_loop(S, err);
+	/* Unmounted (or failed): the ring threads are done or about to be. */
+	fs_uring_stop(S);
 	mz_store_set_batch(S->store, false);
 	return r;
 }
@@ -510,6 +579,7 @@ void mz_fs_stop(struct fs_server *S)
 {
 	if (S == NULL)
 		return;
+	fs_uring_stop(S);
 	fs_control_close(S);
 	for (int i = 0; i < 64; i++)
 		if (S->op_count[i])
@@ -533,6 +603,7 @@ void mz_fs_stop(struct fs_server *S)
 	free(S->buf);
 	free(S->root_path);
 	free(S->mountpoint);
+	pthread_mutex_destroy(&S->lock);
 	free(S);
 }
 

@@ -29,7 +29,8 @@ static void rec_from_row(sqlite3_stmt *st, struct mz_domain_rec *r)
 	snprintf(r->source, sizeof(r->source), "%s", (const char *)sqlite3_column_text(st, 3));
 	r->cmd_len = sqlite3_column_bytes(st, 4);
 	r->cmd = xmalloc(r->cmd_len + 1);
-	memcpy(r->cmd, sqlite3_column_blob(st, 4), r->cmd_len);
+	if (r->cmd_len)
+		memcpy(r->cmd, sqlite3_column_blob(st, 4), r->cmd_len);
 	r->cmd[r->cmd_len] = '\0';
 	r->memory = sqlite3_column_int64(st, 5);
 	r->pids = sqlite3_column_int64(st, 6);
