@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -229,10 +231,14 @@ static int fs_umount_cmd(struct cli *c, int argc, char **argv)
 			       cli_fail(&err);
 		return mz_error_sys(&err, e, "cannot unmount %s", real), cli_fail(&err);
 	}
-	/* Wait for the server to finish (an anonymous tree is dropped then). */
-	for (int i = 0; owner > 0 && i < 1000 && kill(owner, 0) == 0; i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	/* Wait for the server to finish (an anonymous tree is dropped then).  A
+	 * pidfd turns readable when the process exits, zombie or not: kill(pid,
+	 * 0) would wait for whoever reaps it. */
+	int pfd = owner > 0 ? (int)syscall(SYS_pidfd_open, owner, 0) : -1;
+	if (pfd >= 0) {
+		struct pollfd pf = {.fd = pfd, .events = POLLIN};
+		poll(&pf, 1, 10000);
+		close(pfd);
 	}
 	return EXIT_OK;
 }

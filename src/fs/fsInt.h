@@ -154,6 +154,12 @@ void fs_inode_gone(struct fs_server *S, mz_ino ino);
 /* ---- op handlers ---- */
 typedef int (*fs_op_fn)(struct fs_server *S, const struct fs_req *r);
 
+/* Clear set-id bits and file capabilities (write/truncate/chown by someone
+ * without CAP_FSETID; HANDLE_KILLPRIV_V2). */
+int fs_kill_suidgid(struct fs_server *S, mz_ino ino, mz_error_t *err);
+/* Have the kernel drop its cached attributes of ino. */
+void fs_notify_inval_attr(struct fs_server *S, mz_ino ino);
+
 int fs_op_lookup(struct fs_server *S, const struct fs_req *r);
 int fs_op_forget(struct fs_server *S, const struct fs_req *r);
 int fs_op_batch_forget(struct fs_server *S, const struct fs_req *r);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../lib/log.h"
 #include "../lib/util.h"
 #include "fsInt.h"
 
@@ -121,6 +122,49 @@ static int truncate_file(struct fs_server *S, mz_ino ino, uint64_t size, mz_erro
 	return mz_view_setattr(S->view, ino, &n, MZ_SET_SIZE, err);
 }
 
+void fs_notify_inval_attr(struct fs_server *S, mz_ino ino)
+{
+	/* off < 0: attributes only, no page cache, so no lock is taken that the
+	 * request being served could hold. */
+	struct {
+		struct fuse_out_header h;
+		struct fuse_notify_inval_inode_out o;
+	} msg = {
+		.h = {.len = sizeof(msg), .error = FUSE_NOTIFY_INVAL_INODE, .unique = 0},
+		.o = {.ino = fs_nodeid(S, ino), .off = -1, .len = 0},
+	};
+	if (write(S->dev_fd, &msg, sizeof(msg)) < 0 && errno != ENOENT)
+		mz_debug("notify inval inode %lld: %s", (long long)ino, strerror(errno));
+}
+
+int fs_kill_suidgid(struct fs_server *S, mz_ino ino, mz_error_t *err)
+{
+	/* As a local file system does on write, truncate and chown by someone
+	 * without CAP_FSETID: drop set-uid, set-gid when group-executable, and
+	 * file capabilities. */
+	struct mz_inode a;
+	int rc = mz_view_getattr(S->view, ino, &a, err);
+	if (rc < 0 || !S_ISREG(a.mode))
+		return rc;
+	uint32_t mode = a.mode & ~S_ISUID;
+	if (mode & S_IXGRP)
+		mode &= ~S_ISGID;
+	if (mode != a.mode) {
+		struct mz_inode n = {.mode = mode};
+		if ((rc = mz_view_setattr(S->view, ino, &n, MZ_SET_MODE, err)) < 0)
+			return rc;
+		/* Outside a SETATTR reply the kernel keeps its cached mode for a
+		 * day: tell it to forget it. */
+		fs_notify_inval_attr(S, ino);
+	}
+	rc = mz_view_removexattr(S->view, ino, "security.capability", err);
+	if (rc == -ENODATA) {
+		mz_error_release(err);
+		rc = 0;
+	}
+	return rc;
+}
+
 int fs_op_setattr(struct fs_server *S, const struct fs_req *r)
 {
 	const struct fuse_setattr_in *in = r->arg;
@@ -158,6 +202,8 @@ int fs_op_setattr(struct fs_server *S, const struct fs_req *r)
 	}
 	if (rc == 0 && mask)
 		rc = mz_view_setattr(S->view, ino, &n, mask, &err);
+	if (rc == 0 && (in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE))
+		rc = fs_kill_suidgid(S, ino, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return reply_attr(S, r, ino);

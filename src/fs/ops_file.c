@@ -205,7 +205,16 @@ int fs_op_open(struct fs_server *S, const struct fs_req *r)
 	const struct fuse_open_in *in = r->arg;
 	mz_error_t err = NULL;
 	struct mz_fuse_open_out o;
-	int rc = open_object(S, fs_ino(S, r->h->nodeid), in->flags, &o, &err);
+	int rc = 0;
+	/* Writes pass through to the object without us, and the kernel leaves
+	 * killing set-id bits to us (HANDLE_KILLPRIV_V2): so a non-root opener
+	 * that may write gets them cleared now, before its first write. */
+	bool may_write = (in->flags & O_ACCMODE) != O_RDONLY;
+	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) ||
+	    (may_write && fs_uid_in(S, r->h->uid) != 0))
+		rc = fs_kill_suidgid(S, fs_ino(S, r->h->nodeid), &err);
+	if (rc == 0)
+		rc = open_object(S, fs_ino(S, r->h->nodeid), in->flags, &o, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return fs_reply(S, r, &o, sizeof(o));
@@ -290,6 +299,12 @@ int fs_op_write(struct fs_server *S, const struct fs_req *r)
 		return fs_reply_err(S, r, -EBADF);
 	if (r->arglen < sizeof(*in) + in->size)
 		return fs_reply_err(S, r, -EINVAL);
+	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
+		mz_error_t err = NULL;
+		int rc = fs_kill_suidgid(S, h->node->ino, &err);
+		if (rc < 0)
+			return fs_fail(S, r, rc, &err);
+	}
 	ssize_t n = pwrite(fs_handle_fd(h), (const char *)(in + 1), in->size, in->offset);
 	if (n < 0)
 		return fs_reply_err(S, r, -errno);

@@ -210,7 +210,12 @@ static int fs_init(struct fs_server *S, const struct fs_req *r)
 	uint64_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
 			FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ATOMIC_O_TRUNC |
 			FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS | FUSE_INIT_EXT |
-			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH | MZ_FUSE_DIRECT_IO_ALLOW_MMAP;
+			FUSE_EXPORT_SUPPORT | MZ_FUSE_PASSTHROUGH | MZ_FUSE_DIRECT_IO_ALLOW_MMAP |
+			/* We clear set-id bits and capabilities ourselves; in return
+			 * the kernel marks the super block SB_NOSEC and stops asking
+			 * for security.capability at every write (one round trip
+			 * per write(2) otherwise, even with passthrough). */
+			FUSE_HANDLE_KILLPRIV_V2;
 	uint64_t flags = kflags & want;
 	/* The rings must exist before we accept io_uring: once negotiated, the
 	 * kernel holds every request until each CPU's queue has an entry. */

@@ -218,6 +218,26 @@ def test_attributes(tree):
     assert sv.f_namemax == 255 and sv.f_blocks > 0
 
 
+def test_write_by_other_user_clears_setuid(tree):
+    p = os.path.join(tree, "suid")
+    open(p, "w").write("x")
+    os.chmod(p, 0o6777)
+    os.setxattr(p, "security.capability",
+                b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+    def write():
+        with open(p, "a") as f:
+            f.write("y")
+    assert as_user(1000, 1000, write) == 0
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o777, oct(os.stat(p).st_mode)
+    # an open for writing that writes nothing: the kernel must not keep
+    # showing a mode that is no longer true
+    os.chmod(p, 0o6777)
+    assert as_user(1000, 1000, lambda: open(p, "a").close()) == 0
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o777, oct(os.stat(p).st_mode)
+    assert "security.capability" not in os.listxattr(p)
+    open(p, "a").write("root writes keep nothing to clear")
+
+
 def test_fsync_and_locks(tree):
     p = os.path.join(tree, "locked")
     fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
