@@ -209,7 +209,7 @@ static int store_make_dirs(mz_store *s, mz_error_t *err)
 	 * (and `store check` makes any that went missing since). */
 	struct stat st;
 	for (int i = 255; i >= 0 && fstatat(s->objects_fd, "00", &st, 0) < 0; i--) {
-		char d[4];
+		char d[12];
 		snprintf(d, sizeof(d), "%02x", i);
 		if (mkdirat(s->objects_fd, d, 0700) < 0 && errno != EEXIST)
 			return mz_error_sys(err, errno, "cannot create %s/objects/%s", s->root, d);
