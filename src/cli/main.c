@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "cli.h"
 #include "domain_opts.h"
 
@@ -73,32 +74,12 @@ bool cli_is_help(const char *arg)
 
 const char *cli_bytes(char buf[32], long long n)
 {
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double d = n;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	if (i == 0)
-		snprintf(buf, 32, "%lld B", n);
-	else
-		snprintf(buf, 32, "%.1f %s", d, u[i]);
-	return buf;
+	return fmt_bytes(buf, n);
 }
 
 void cli_json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
+	json_put_str(f, s);
 }
 
 int main(int argc, char **argv)

@@ -62,21 +62,6 @@ static pthread_once_t layout_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t enable_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool enabled_v2;
 
-static void unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 static bool has_opt(const char *opts, const char *name)
 {
 	size_t n = strlen(name);
@@ -121,7 +106,7 @@ static void detect_mountinfo(void)
 		if (sscanf(sep + 3, "%31s %255s %1023s", type, src, opts) != 3 ||
 		    sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
 			continue;
-		unescape(mp);
+		unescape_octal(mp);
 		if (strcmp(type, "cgroup2") == 0) {
 			if (L.v2 == NULL)
 				L.v2 = xstrdup(mp);

@@ -14,21 +14,6 @@
 #include "fs.h"
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 int mz_fs_foreach_mount(const char *store_root,
 			int (*cb)(mz_lid tree, const char *mountpoint, void *arg), void *arg)
 {
@@ -46,7 +31,7 @@ int mz_fs_foreach_mount(const char *store_root,
 		if (sscanf(sep + 3, "%63s %4095s", type, source) != 2 ||
 		    strcmp(type, "fuse.mezzo") != 0)
 			continue;
-		unescape(source);
+		unescape_octal(source);
 		long long id;
 		int off = 0;
 		if (sscanf(source, "mezzo:%lld@%n", &id, &off) != 1 || off == 0)
@@ -56,7 +41,7 @@ int mz_fs_foreach_mount(const char *store_root,
 		char mp[4096];
 		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
 			continue;
-		unescape(mp);
+		unescape_octal(mp);
 		int r = cb(id, mp, arg);
 		if (r != 0)
 			return r;

@@ -42,19 +42,6 @@ static int fail(mz_error_t *err, int r, const char *path, const char *what)
 	return mz_error_sys(err, -r, "%s: cannot %s", path, what);
 }
 
-static const char *human(char buf[32], int64_t n)
-{
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double d = n;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(buf, 32, i ? "%.1f %s" : "%.0f %s", d, u[i]);
-	return buf;
-}
-
 /* ---- transactions ------------------------------------------------------ */
 
 static int build_tx(struct builder *b, mz_error_t *err)
@@ -209,7 +196,7 @@ void build_progress(struct builder *b, bool force)
 	b->last_progress = t;
 	char h[32];
 	fprintf(stderr, "\r\033[Kimporting: %lld entries, %s", (long long)b->st.entries,
-		human(h, b->st.bytes));
+		fmt_bytes(h, b->st.bytes));
 	fflush(stderr);
 }
 

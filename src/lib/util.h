@@ -59,6 +59,13 @@ int64_t mono_ns(void);
 /* mkdir -p with mode; returns 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 
+/* "12.3 MiB": n bytes for people. */
+const char *fmt_bytes(char buf[32], int64_t n);
+/* s as a JSON string literal, quotes included. */
+void json_put_str(FILE *f, const char *s);
+/* Undo the \ooo octal escapes of /proc/self/mountinfo, in place. */
+void unescape_octal(char *s);
+
 /* Write a file atomically: tmp + fsync + rename + fsync(dir). */
 int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode);
 

@@ -28,36 +28,6 @@ struct totals {
 	int64_t logical, layers, catalog;
 };
 
-static const char *human(char buf[32], int64_t n)
-{
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	double d = (double)n;
-	int i = 0;
-	while ((d >= 1024 || d <= -1024) && i < 5) {
-		d /= 1024;
-		i++;
-	}
-	if (i == 0)
-		snprintf(buf, 32, "%" PRId64 " B", n);
-	else
-		snprintf(buf, 32, "%.1f %s", d, u[i]);
-	return buf;
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static int64_t catalog_bytes(mz_store *s)
 {
 	int64_t n = 0;
@@ -183,7 +153,7 @@ static int df_layers(mz_store *s, bool json, FILE *out, struct totals *t, mz_err
 				"\"name\":",
 				t->layers ? "," : "", id, parent, kind);
 			if (*name)
-				json_str(out, name);
+				json_put_str(out, name);
 			else
 				fputs("null", out);
 			fprintf(out,
@@ -193,8 +163,8 @@ static int df_layers(mz_store *s, bool json, FILE *out, struct totals *t, mz_err
 		} else {
 			char b1[32], b2[32], b3[32];
 			fprintf(out, "%-6" PRId64 " %-8s %-24s %9" PRId64 " %11s %11s %11s\n", id,
-				kind, *name ? name : "-", inodes, human(b1, logical),
-				human(b2, excl), human(b3, shared));
+				kind, *name ? name : "-", inodes, fmt_bytes(b1, logical),
+				fmt_bytes(b2, excl), fmt_bytes(b3, shared));
 		}
 		t->layers++;
 	}
@@ -224,14 +194,14 @@ static void df_print_totals(const struct totals *t, bool json, FILE *out)
 		t->objects, t->sealed, t->objects - t->sealed);
 	if (t->unref)
 		fprintf(out, ", %" PRId64 " unreferenced (%s, 'mezzo store gc' frees them)",
-			t->unref, human(b1, t->unref_bytes));
+			t->unref, fmt_bytes(b1, t->unref_bytes));
 	if (t->missing)
 		fprintf(out, ", %" PRId64 " files missing (see 'mezzo store check')", t->missing);
-	fprintf(out, "\ndata     %s, %s allocated on disk\n", human(b1, t->physical),
-		human(b2, t->disk));
+	fprintf(out, "\ndata     %s, %s allocated on disk\n", fmt_bytes(b1, t->physical),
+		fmt_bytes(b2, t->disk));
 	fprintf(out, "logical  %s in %" PRId64 " layer%s: %s saved by sharing and dedup\n",
-		human(b1, t->logical), t->layers, t->layers == 1 ? "" : "s", human(b3, saved));
-	fprintf(out, "catalog  %s\n", human(b2, t->catalog));
+		fmt_bytes(b1, t->logical), t->layers, t->layers == 1 ? "" : "s", fmt_bytes(b3, saved));
+	fprintf(out, "catalog  %s\n", fmt_bytes(b2, t->catalog));
 }
 
 int mz_store_df(mz_store *s, bool json, FILE *out, mz_error_t *err)
@@ -282,7 +252,7 @@ int mz_store_info(mz_store *s, bool json, FILE *out, mz_error_t *err)
 	int64_t cat = catalog_bytes(s);
 	if (json) {
 		fputs("{\"root\":", out);
-		json_str(out, s->root);
+		json_put_str(out, s->root);
 		fprintf(out,
 			",\"schema\":%" PRId64 ",\"catalog_bytes\":%" PRId64 ",\"objects\":%" PRId64
 			",\"sealed_objects\":%" PRId64 ",\"private_objects\":%" PRId64
@@ -293,7 +263,7 @@ int mz_store_info(mz_store *s, bool json, FILE *out, mz_error_t *err)
 		char b[32];
 		fprintf(out, "root      %s\n", s->root);
 		fprintf(out, "catalog   %s/catalog.db, %s, schema %" PRId64 "\n", s->root,
-			human(b, cat), v[7]);
+			fmt_bytes(b, cat), v[7]);
 		fprintf(out, "objects   %" PRId64 " (%" PRId64 " sealed, %" PRId64 " private)\n",
 			v[0], v[1], v[0] - v[1]);
 		fprintf(out,
