@@ -41,5 +41,6 @@ int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_snapshot(struct cli *c, int argc, char **argv);
 int cmd_exec(struct cli *c, int argc, char **argv);
+int cmd_console(struct cli *c, int argc, char **argv);
 
 #endif

@@ -22,7 +22,7 @@ static const char usage_text[] =
 	"Domains:\n"
 	"  run      run a command in a new domain (mezzo's main job)\n"
 	"  create   make a domain; start, stop, restart, kill, rm manage it\n"
-	"  exec     run a command inside a running domain\n"
+	"  exec     run a command inside a running domain; console NAME attaches\n"
 	"  ls       list domains; inspect NAME, logs NAME, snapshot NAME VERSION\n"
 	"\n"
 	"Storage:\n"
@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 		{"inspect", cmd_inspect},
 		{"logs", cmd_logs},
 		{"exec", cmd_exec},
+		{"console", cmd_console},
 		{"snapshot", cmd_snapshot},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)

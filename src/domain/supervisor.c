@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -108,6 +110,8 @@ struct console {
 	int master, slave, log;
 	char *logpath;
 	off_t logsize;
+	int listen;   /* run/domains/NAME/console.sock: `mezzo console` attaches */
+	int client;   /* the one attached client, or -1 */
 };
 
 static int console_open(struct console *c, const char *dir, mz_error_t *err)
@@ -127,7 +131,44 @@ static int console_open(struct console *c, const char *dir, mz_error_t *err)
 		return mz_error_sys(err, errno, "open %s", c->logpath);
 	struct stat st;
 	c->logsize = fstat(c->log, &st) == 0 ? st.st_size : 0;
+	cleanup_free char *sock = xasprintf("%s/console.sock", dir);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(sock) >= sizeof(a.sun_path))
+		return mz_error(err, ENAMETOOLONG, "console socket path too long: %s", sock);
+	strcpy(a.sun_path, sock);
+	unlink(sock);
+	c->listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->listen < 0 || bind(c->listen, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    chmod(sock, 0600) < 0 || listen(c->listen, 4) < 0)
+		return mz_error_sys(err, errno, "console socket %s", sock);
 	return 0;
+}
+
+/* A new client replaces the attached one (the last to attach wins). */
+static void console_accept(struct console *c)
+{
+	int fd = accept4(c->listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (c->client >= 0)
+		close(c->client);
+	c->client = fd;
+}
+
+/* Keystrokes of the attached client go to the domain's terminal. */
+static void console_input(struct console *c)
+{
+	char buf[4096];
+	ssize_t n = read(c->client, buf, sizeof(buf));
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			close(c->client);
+			c->client = -1;
+		}
+		return;
+	}
+	if (write_all(c->master, buf, n) < 0)
+		mz_debug("console input: %s", strerror(errno));
 }
 
 static void console_pump(struct console *c)
@@ -145,6 +186,12 @@ static void console_pump(struct console *c)
 		}
 		if (c->log >= 0 && write_all(c->log, buf, n) == 0)
 			c->logsize += n;
+		/* the output is kept whether or not anyone watches; a client too
+		 * slow to take it is let go rather than stall the domain */
+		if (c->client >= 0 && write(c->client, buf, n) != n) {
+			close(c->client);
+			c->client = -1;
+		}
 	}
 }
 
@@ -156,6 +203,14 @@ static void console_close(struct console *c)
 		close(c->slave);
 	if (c->log >= 0)
 		close(c->log);
+	if (c->client >= 0)
+		close(c->client);
+	if (c->listen >= 0) {
+		close(c->listen);
+		cleanup_free char *sock = xstrdup(c->logpath);
+		strcpy(sock + strlen(sock) - strlen("console.log"), "console.sock");
+		unlink(sock);
+	}
 	free(c->logpath);
 }
 
@@ -174,19 +229,25 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 		return mz_error_sys(err, errno, "signalfd");
 	int64_t kill_at = 0;
 	for (;;) {
-		struct pollfd pf[3] = {{.fd = p->pidfd, .events = POLLIN},
+		struct pollfd pf[5] = {{.fd = p->pidfd, .events = POLLIN},
 				       {.fd = sfd, .events = POLLIN},
-				       {.fd = c ? c->master : -1, .events = POLLIN}};
+				       {.fd = c ? c->master : -1, .events = POLLIN},
+				       {.fd = c ? c->listen : -1, .events = POLLIN},
+				       {.fd = c ? c->client : -1, .events = POLLIN}};
 		int timeout = -1;
 		if (kill_at) {
 			int64_t left = kill_at - mono_ns();
 			timeout = left > 0 ? (int)(left / 1000000) + 1 : 0;
 		}
-		int n = poll(pf, 3, timeout);
+		int n = poll(pf, 5, timeout);
 		if (n < 0 && errno != EINTR)
 			return mz_error_sys(err, errno, "poll");
 		if (c && (pf[2].revents & POLLIN))
 			console_pump(c);
+		if (c && (pf[3].revents & POLLIN))
+			console_accept(c);
+		if (c && c->client >= 0 && (pf[4].revents & (POLLIN | POLLHUP | POLLERR)))
+			console_input(c);
 		if (pf[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -242,7 +303,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	cleanup_free char *init = mz_domain_init_path();
 	char **argv = split_argv(rec.cmd, rec.cmd_len);
 	uid_t base = MZ_DOMAIN_ID_BASE + (uid_t)rec.slot * MZ_DOMAIN_ID_COUNT;
-	struct console con = {.master = -1, .slave = -1, .log = -1};
+	struct console con = {.master = -1, .slave = -1, .log = -1, .listen = -1, .client = -1};
 	struct fs_server *S = NULL;
 	pthread_t th;
 	bool thread = false, spawned = false;

@@ -129,3 +129,29 @@ def test_supervisor_killed(dz):
                    capture_output=True)
     dz.run("rm", "--force", "victim")
     assert "victim" not in domains(dz)
+
+
+def test_console_attach_and_detach(dz):
+    from conftest import MEZZO
+    dz.run("create", "con", "--", "/bin/cat")
+    dz.run("start", "con")
+    env = dict(os.environ, MEZZO_ROOT=dz.root)
+    p = subprocess.Popen([MEZZO, "console", "con"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        time.sleep(0.3)
+        p.stdin.write(b"ping-through-console\n")
+        p.stdin.flush()
+        time.sleep(0.5)
+        p.stdin.write(b"\x1d")  # Ctrl-]: detach
+        p.stdin.flush()
+        out, _ = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0
+    assert b"ping-through-console" in out
+    # detached, the domain runs on, and its output was kept
+    assert domains(dz)["con"]["state"] == "running"
+    assert "ping-through-console" in dz.run("logs", "con").stdout
+    dz.run("stop", "con", "--timeout", "1")
