@@ -111,6 +111,7 @@ struct console {
 	char *logpath;
 	off_t logsize;
 	int listen;   /* run/domains/NAME/console.sock: `mezzo console` attaches */
+	char *sockpath;
 	int client;   /* the one attached client, or -1 */
 };
 
@@ -131,7 +132,8 @@ static int console_open(struct console *c, const char *dir, mz_error_t *err)
 		return mz_error_sys(err, errno, "open %s", c->logpath);
 	struct stat st;
 	c->logsize = fstat(c->log, &st) == 0 ? st.st_size : 0;
-	cleanup_free char *sock = xasprintf("%s/console.sock", dir);
+	c->sockpath = xasprintf("%s/console.sock", dir);
+	const char *sock = c->sockpath;
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(sock) >= sizeof(a.sun_path))
 		return mz_error(err, ENAMETOOLONG, "console socket path too long: %s", sock);
@@ -207,10 +209,9 @@ static void console_close(struct console *c)
 		close(c->client);
 	if (c->listen >= 0) {
 		close(c->listen);
-		cleanup_free char *sock = xstrdup(c->logpath);
-		strcpy(sock + strlen(sock) - strlen("console.log"), "console.sock");
-		unlink(sock);
+		unlink(c->sockpath);
 	}
+	free(c->sockpath);
 	free(c->logpath);
 }
 
