@@ -49,7 +49,7 @@ $(B)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo '  CC     $<'; $(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/%: tests/unit/%.c $(B)/libmezzo.a
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
 	@echo '  TEST   $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) -lcmocka
 

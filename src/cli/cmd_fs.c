@@ -243,6 +243,14 @@ static int fs_umount_cmd(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* NAME or tree:NAME, as a tree (a version of that name does not count). */
+static int resolve_tree(mz_store *s, const char *name, struct mz_layer *l, mz_error_t *err)
+{
+	cleanup_free char *spec = strncmp(name, "tree:", 5) == 0 ? xstrdup(name)
+								 : xasprintf("tree:%s", name);
+	return mz_layer_resolve(s, spec, l, err);
+}
+
 static int fs_snapshot_cmd(struct cli *c, int argc, char **argv)
 {
 	if (argc == 2 && cli_is_help(argv[1])) {
@@ -255,11 +263,9 @@ static int fs_snapshot_cmd(struct cli *c, int argc, char **argv)
 	cleanup_store mz_store *s = NULL;
 	if (cli_store(c, &s, &err) < 0)
 		return cli_fail(&err);
-	cleanup_free char *spec = strncmp(argv[1], "tree:", 5) == 0 ? xstrdup(argv[1])
-								    : xasprintf("tree:%s", argv[1]);
 	struct mz_layer l;
 	mz_lid v;
-	if (mz_layer_resolve(s, spec, &l, &err) < 0 ||
+	if (resolve_tree(s, argv[1], &l, &err) < 0 ||
 	    mz_fs_snapshot(s, l.id, argv[2], &v, &err) < 0)
 		return cli_fail(&err);
 	if (!c->quiet)
@@ -280,10 +286,8 @@ static int fs_rm_cmd(struct cli *c, int argc, char **argv)
 	cleanup_store mz_store *s = NULL;
 	if (cli_store(c, &s, &err) < 0)
 		return cli_fail(&err);
-	cleanup_free char *spec = strncmp(argv[1], "tree:", 5) == 0 ? xstrdup(argv[1])
-								    : xasprintf("tree:%s", argv[1]);
 	struct mz_layer l;
-	if (mz_layer_resolve(s, spec, &l, &err) < 0 || mz_layer_remove(s, l.id, false, &err) < 0)
+	if (resolve_tree(s, argv[1], &l, &err) < 0 || mz_layer_remove(s, l.id, false, &err) < 0)
 		return cli_fail(&err);
 	return EXIT_OK;
 }

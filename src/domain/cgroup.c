@@ -177,11 +177,12 @@ static int layout(mz_error_t *err)
 }
 
 /* The distinct v1 hierarchies, by mount point (cpu and cpuacct may share one). */
-static int v1_roots(const char *roots[C_N])
+/* The distinct v1 hierarchies among the controllers in use[] (NULL: all). */
+static int v1_roots(const bool *use, const char *roots[C_N])
 {
 	int n = 0;
 	for (int c = 0; c < C_N; c++) {
-		if (L.v1[c] == NULL)
+		if ((use && !use[c]) || L.v1[c] == NULL)
 			continue;
 		bool dup = false;
 		for (int i = 0; i < n; i++)
@@ -381,17 +382,7 @@ static int v1_targets(const struct mz_limits *lim, const char *roots[C_N])
 	bool use[C_N] = {[C_MEMORY] = true, [C_PIDS] = true, [C_CPUACCT] = L.v2 == NULL,
 			 [C_CPU] = !lim || lim->cpu_weight > 0 || lim->cpu_quota_us > 0,
 			 [C_IO] = !lim || lim->io_weight > 0};
-	int n = 0;
-	for (int c = 0; c < C_N; c++) {
-		if (!use[c] || L.v1[c] == NULL)
-			continue;
-		bool dup = false;
-		for (int i = 0; i < n; i++)
-			dup |= strcmp(roots[i], L.v1[c]) == 0;
-		if (!dup)
-			roots[n++] = L.v1[c];
-	}
-	return n;
+	return v1_roots(use, roots);
 }
 
 int mz_cg_create_v2(const char *name, const struct mz_limits *lim, char *rel, size_t relsz,
@@ -563,7 +554,7 @@ int mz_cg_remove(const char *rel, mz_error_t *err)
 	int n = 0;
 	if (L.v2)
 		roots[n++] = L.v2;
-	n += v1_roots(roots + n);
+	n += v1_roots(NULL, roots + n);
 	int ret = 0;
 	for (int i = 0; i < n; i++) {
 		cleanup_free char *d = xasprintf("%s/%s", roots[i], rel);

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "../../src/image/image.h"
 #include "../../src/lib/util.h"
 #include "../../src/store/store.h"
@@ -30,8 +32,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/mezzo-unit-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	fx_mkdtemp(f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
 	snprintf(f->tar, sizeof(f->tar), "%s/in.tar", f->dir);
 	snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
@@ -46,36 +47,16 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	mz_store_close(f->s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	fx_rmrf(f->dir);
 	free(f);
 	return 0;
-}
-
-static mz_ino walk(mz_view *v, const char *path)
-{
-	mz_ino ino = mz_view_root(v);
-	char *dup = xstrdup(path), *save = NULL;
-	for (char *p = strtok_r(dup, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-		mz_error_t err = NULL;
-		if (strcmp(p, ".") == 0)
-			continue;
-		if (mz_view_lookup(v, ino, p, &ino, &err) < 0) {
-			free(dup);
-			mz_error_release(&err);
-			return 0;
-		}
-	}
-	free(dup);
-	return ino;
 }
 
 static struct mz_inode get(mz_view *v, const char *path)
 {
 	mz_error_t err = NULL;
 	struct mz_inode a;
-	mz_ino ino = walk(v, path);
+	mz_ino ino = fx_walk(v, path);
 	if (ino == 0)
 		fail_msg("%s missing from the image", path);
 	assert_int_equal(mz_view_getattr(v, ino, &a, &err), 0);
@@ -234,7 +215,7 @@ static void same_xattr(mz_view *v, const char *src, const char *path, const char
 	mz_error_t err = NULL;
 	void *val;
 	size_t len;
-	assert_int_equal(mz_view_getxattr(v, walk(v, path), name, &val, &len, &err), 0);
+	assert_int_equal(mz_view_getxattr(v, fx_walk(v, path), name, &val, &len, &err), 0);
 	assert_int_equal(len, n);
 	assert_memory_equal(val, want, n);
 	free(val);
@@ -255,15 +236,15 @@ static void test_dir_roundtrip(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
 		same_attr(v, f->src, paths[i]);
 	/* hard link: one inode */
-	assert_int_equal(walk(v, "a/b/hl1"), walk(v, "hl2"));
+	assert_int_equal(fx_walk(v, "a/b/hl1"), fx_walk(v, "hl2"));
 	assert_int_equal(get(v, "hl2").nlink, 2);
 	/* symlinks verbatim */
 	mz_error_t err = NULL;
 	char *t;
-	assert_int_equal(mz_view_readlink(v, walk(v, "a/abs"), &t, &err), 0);
+	assert_int_equal(mz_view_readlink(v, fx_walk(v, "a/abs"), &t, &err), 0);
 	assert_string_equal(t, "/etc/passwd");
 	free(t);
-	assert_int_equal(mz_view_readlink(v, walk(v, "a/b/rel"), &t, &err), 0);
+	assert_int_equal(mz_view_readlink(v, fx_walk(v, "a/b/rel"), &t, &err), 0);
 	assert_string_equal(t, "../../etc");
 	free(t);
 	/* content, and the sparse file stays sparse */
@@ -377,13 +358,13 @@ static void check_good(struct fx *f, const char *name)
 	assert_int_equal(a.gid, 2002);
 	assert_int_equal(a.nlink, 2);
 	assert_int_equal(a.mtime_ns, 1600000002LL * 1000000000 + 5);
-	assert_int_equal(walk(v, "bin/ash"), a.ino);
+	assert_int_equal(fx_walk(v, "bin/ash"), a.ino);
 	char *c = content(f->s, &a, 0, 64);
 	assert_string_equal(c, "ELF pretend");
 	free(c);
 	mz_error_t err = NULL;
 	char *t;
-	assert_int_equal(mz_view_readlink(v, walk(v, "bin/sh"), &t, &err), 0);
+	assert_int_equal(mz_view_readlink(v, fx_walk(v, "bin/sh"), &t, &err), 0);
 	assert_string_equal(t, "busybox");
 	free(t);
 	a = get(v, "deep");
@@ -401,7 +382,7 @@ static void check_good(struct fx *f, const char *name)
 	void *val;
 	size_t len;
 	assert_int_equal(
-		mz_view_getxattr(v, walk(v, "cap"), "security.capability", &val, &len, &err), 0);
+		mz_view_getxattr(v, fx_walk(v, "cap"), "security.capability", &val, &len, &err), 0);
 	assert_int_equal(len, 4);
 	assert_memory_equal(val, "\1\0\0\2", 4);
 	free(val);

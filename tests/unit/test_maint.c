@@ -19,81 +19,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "fixture.h"
 #include <sqlite3.h>
 
 #include "../../src/lib/util.h"
 #include "../../src/store/store.h"
 
-struct fx {
-	char dir[64];
-	mz_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = xcalloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/mezzo-unit-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	mz_error_t err = NULL;
-	unsetenv("MEZZO_ORPHAN_GRACE_SECONDS");
-	assert_int_equal(mz_store_open(f->dir, &f->s, &err), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	mz_store_close(f->s);
-	unsetenv("MEZZO_ORPHAN_GRACE_SECONDS");
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
-static struct mz_inode attr(uint32_t mode)
-{
-	struct mz_inode a = {.mode = mode};
-	a.atime_ns = a.mtime_ns = a.ctime_ns = now_ns();
-	return a;
-}
-
-static mz_oid sealed(mz_store *s, const char *text)
-{
-	mz_error_t err = NULL;
-	int fd = mz_object_tmpfile(s, &err);
-	assert_true(fd >= 0);
-	assert_int_equal(write_all(fd, text, strlen(text)), 0);
-	mz_oid id;
-	assert_int_equal(mz_object_seal_tmpfile(s, fd, NULL, &id, &err), 0);
-	close(fd);
-	return id;
-}
-
-/* Image with /etc/passwd and /bin/sh. */
-static mz_lid base_version(mz_store *s, const char *name)
-{
-	mz_error_t err = NULL;
-	mz_lid v;
-	assert_int_equal(mz_version_begin(s, 0, 0755, &v, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(s, v, &w, &err), 0);
-	struct mz_inode etc, bin, a = attr(S_IFDIR | 0755);
-	assert_int_equal(mz_view_create(w, mz_view_root(w), "etc", &a, 0, NULL, &etc, &err), 0);
-	assert_int_equal(mz_view_create(w, mz_view_root(w), "bin", &a, 0, NULL, &bin, &err), 0);
-	a = attr(S_IFREG | 0644);
-	assert_int_equal(mz_view_create(w, etc.ino, "passwd", &a, sealed(s, "root:x:0:0\n"), NULL,
-					NULL, &err),
-			 0);
-	a = attr(S_IFREG | 0755);
-	assert_int_equal(
-		mz_view_create(w, bin.ino, "sh", &a, sealed(s, "#!shell"), NULL, NULL, &err), 0);
-	mz_view_close(w);
-	assert_int_equal(mz_version_publish(s, v, name, true, &err), 0);
-	return v;
-}
 
 /* The inode at path in layer (0 if none), with its attributes. */
 static mz_ino lookup(mz_store *s, mz_lid layer, const char *path, struct mz_inode *a)
@@ -129,7 +61,7 @@ static mz_oid tree_file(mz_store *s, mz_lid tree, const char *name, const char *
 	mz_error_t err = NULL;
 	mz_view *v;
 	assert_int_equal(mz_view_open(s, tree, &v, &err), 0);
-	struct mz_inode a = attr(S_IFREG | 0644), made;
+	struct mz_inode a = fx_attr(S_IFREG | 0644), made;
 	assert_int_equal(mz_view_create(v, mz_view_root(v), name, &a, 0, NULL, &made, &err), 0);
 	mz_oid w;
 	assert_int_equal(mz_view_make_writable(v, made.ino, -1, &w, &err), 0);
@@ -152,7 +84,7 @@ static char *slurp(mz_store *s, mz_oid id)
 	return buf;
 }
 
-static char *objpath(struct fx *f, mz_oid id)
+static char *objpath(struct store_fx *f, mz_oid id)
 {
 	char rel[32];
 	mz_object_relpath(id, rel);
@@ -165,7 +97,7 @@ static bool exists(const char *path)
 }
 
 /* Change the catalog behind the store's back. */
-static void sql(struct fx *f, const char *fmt, ...)
+static void sql(struct store_fx *f, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -186,7 +118,7 @@ static void sql(struct fx *f, const char *fmt, ...)
 }
 
 /* Run check; returns its output (to free) and fills rep. */
-static char *check(struct fx *f, bool repair, bool verify, struct mz_check_report *rep)
+static char *check(struct store_fx *f, bool repair, bool verify, struct mz_check_report *rep)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -199,7 +131,7 @@ static char *check(struct fx *f, bool repair, bool verify, struct mz_check_repor
 	return buf;
 }
 
-static void expect_clean(struct fx *f)
+static void expect_clean(struct store_fx *f)
 {
 	struct mz_check_report rep;
 	char *o = check(f, false, true, &rep);
@@ -211,9 +143,9 @@ static void expect_clean(struct fx *f)
 
 static void test_clean_store(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t, a, snap;
+	mz_lid v = fx_base_version(f->s, "base"), t, a, snap;
 	assert_int_equal(mz_tree_create(f->s, v, "work", 0, &t, &err), 0);
 	tree_file(f->s, t, "notes", "hello\n");
 	assert_int_equal(mz_tree_snapshot(f->s, t, "work-1", &snap, &err), 0);
@@ -228,10 +160,10 @@ static void test_clean_store(void **state)
 
 static void test_missing_file(void **state)
 {
-	struct fx *f = *state;
-	mz_lid v = base_version(f->s, "base");
+	struct store_fx *f = *state;
+	mz_lid v = fx_base_version(f->s, "base");
 	char *pw = objpath(f, object_at(f->s, v, "etc/passwd"));
-	mz_oid loose = sealed(f->s, "nobody names me");
+	mz_oid loose = fx_sealed(f->s, "nobody names me");
 	char *lp = objpath(f, loose);
 	assert_int_equal(unlink(pw), 0);
 	assert_int_equal(unlink(lp), 0);
@@ -259,8 +191,8 @@ static void test_missing_file(void **state)
 
 static void test_corrupt_sealed(void **state)
 {
-	struct fx *f = *state;
-	mz_lid v = base_version(f->s, "base");
+	struct store_fx *f = *state;
+	mz_lid v = fx_base_version(f->s, "base");
 	mz_oid sh = object_at(f->s, v, "bin/sh");
 	char *p = objpath(f, sh);
 	/* Same length, other bytes: only the hash tells. */
@@ -305,8 +237,8 @@ static void test_corrupt_sealed(void **state)
 
 static void test_refs_repair(void **state)
 {
-	struct fx *f = *state;
-	mz_lid v = base_version(f->s, "base");
+	struct store_fx *f = *state;
+	mz_lid v = fx_base_version(f->s, "base");
 	mz_oid sh = object_at(f->s, v, "bin/sh"), pw = object_at(f->s, v, "etc/passwd");
 	sql(f, "UPDATE object SET refs = refs + 5 WHERE id = %lld;"
 	       "UPDATE object SET refs = 0 WHERE id = %lld",
@@ -331,8 +263,8 @@ static void test_refs_repair(void **state)
 
 static void test_orphan_files(void **state)
 {
-	struct fx *f = *state;
-	base_version(f->s, "base");
+	struct store_fx *f = *state;
+	fx_base_version(f->s, "base");
 	char *orphan = xasprintf("%s/objects/3f/999999", f->dir);
 	char *stray = xasprintf("%s/objects/00/junk", f->dir);
 	FILE *o1 = fopen(orphan, "w");
@@ -381,8 +313,8 @@ static void test_orphan_files(void **state)
 
 static void test_dangling_rows(void **state)
 {
-	struct fx *f = *state;
-	mz_lid v = base_version(f->s, "base");
+	struct store_fx *f = *state;
+	mz_lid v = fx_base_version(f->s, "base");
 	struct mz_inode root;
 	assert_true(lookup(f->s, v, "", &root) > 0);
 	sql(f,
@@ -425,9 +357,9 @@ static pid_t dead_pid(void)
 
 static void test_dead_layers(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), b, t;
+	mz_lid v = fx_base_version(f->s, "base"), b, t;
 	/* An import in progress (ours: alive) with a private file in it. */
 	assert_int_equal(mz_version_begin(f->s, v, 0755, &b, &err), 0);
 	mz_oid bo = tree_file(f->s, b, "partial", "half an import");
@@ -467,12 +399,12 @@ static void test_dead_layers(void **state)
 
 static void test_gc(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t, v2, live;
+	mz_lid v = fx_base_version(f->s, "base"), t, v2, live;
 	assert_int_equal(mz_tree_create(f->s, v, NULL, dead_pid(), &t, &err), 0);
 	mz_oid to = tree_file(f->s, t, "scratch", "private data of a dead domain");
-	mz_oid loose = sealed(f->s, "imported, then its image was removed");
+	mz_oid loose = fx_sealed(f->s, "imported, then its image was removed");
 	/* A version left anonymous with nothing on top (as after a crash). */
 	assert_int_equal(mz_version_begin(f->s, v, 0755, &v2, &err), 0);
 	assert_int_equal(mz_version_publish(f->s, v2, "v2", false, &err), 0);
@@ -526,9 +458,9 @@ static void test_gc(void **state)
 
 static void test_dedup(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t1, t2, t3, t4, s1, s2, s4;
+	mz_lid v = fx_base_version(f->s, "base"), t1, t2, t3, t4, s1, s2, s4;
 	assert_int_equal(mz_tree_create(f->s, v, "one", 0, &t1, &err), 0);
 	assert_int_equal(mz_tree_create(f->s, v, "two", 0, &t2, &err), 0);
 	assert_int_equal(mz_tree_create(f->s, v, "three", 0, &t3, &err), 0);
@@ -608,7 +540,7 @@ static void test_dedup(void **state)
 	free(p4path);
 }
 
-static char *df(struct fx *f, bool json)
+static char *df(struct store_fx *f, bool json)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -621,9 +553,9 @@ static char *df(struct fx *f, bool json)
 
 static void test_df(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t;
+	mz_lid v = fx_base_version(f->s, "base"), t;
 	assert_int_equal(mz_tree_create(f->s, v, "work", 0, &t, &err), 0);
 	tree_file(f->s, t, "hello", "hello");
 	char *j = df(f, true);
@@ -646,16 +578,16 @@ static void test_df(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_clean_store, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_sealed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refs_repair, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dangling_rows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_layers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_df, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_store, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_sealed, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_refs_repair, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_files, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dangling_rows, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_layers, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_gc, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dedup, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_df, store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

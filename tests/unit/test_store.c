@@ -11,94 +11,11 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "../../src/lib/util.h"
 #include "../../src/store/store.h"
 
-struct fx {
-	char dir[64];
-	mz_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = xcalloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/mezzo-unit-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	mz_error_t err = NULL;
-	assert_int_equal(mz_store_open(f->dir, &f->s, &err), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	mz_store_close(f->s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
-static struct mz_inode attr(uint32_t mode)
-{
-	struct mz_inode a = {.mode = mode, .uid = 0, .gid = 0};
-	a.atime_ns = a.mtime_ns = a.ctime_ns = now_ns();
-	return a;
-}
-
-/* A sealed object holding text. */
-static mz_oid sealed(mz_store *s, const char *text)
-{
-	mz_error_t err = NULL;
-	int fd = mz_object_tmpfile(s, &err);
-	assert_true(fd >= 0);
-	assert_int_equal(write_all(fd, text, strlen(text)), 0);
-	mz_oid id;
-	assert_int_equal(mz_object_seal_tmpfile(s, fd, NULL, &id, &err), 0);
-	close(fd);
-	return id;
-}
-
-/* Version with /etc/passwd and /bin/sh. */
-static mz_lid base_version(mz_store *s, const char *name)
-{
-	mz_error_t err = NULL;
-	mz_lid v;
-	assert_int_equal(mz_version_begin(s, 0, 0755, &v, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(s, v, &w, &err), 0);
-	struct mz_inode etc, bin, a = attr(S_IFDIR | 0755);
-	assert_int_equal(mz_view_create(w, mz_view_root(w), "etc", &a, 0, NULL, &etc, &err), 0);
-	assert_int_equal(mz_view_create(w, mz_view_root(w), "bin", &a, 0, NULL, &bin, &err), 0);
-	a = attr(S_IFREG | 0644);
-	assert_int_equal(mz_view_create(w, etc.ino, "passwd", &a, sealed(s, "root:x:0:0\n"), NULL,
-					NULL, &err),
-			 0);
-	a = attr(S_IFREG | 0755);
-	assert_int_equal(
-		mz_view_create(w, bin.ino, "sh", &a, sealed(s, "#!shell"), NULL, NULL, &err), 0);
-	mz_view_close(w);
-	assert_int_equal(mz_version_publish(s, v, name, true, &err), 0);
-	return v;
-}
-
-static mz_ino walk(mz_view *v, const char *path)
-{
-	mz_ino ino = mz_view_root(v);
-	char *dup = xstrdup(path), *save = NULL;
-	for (char *p = strtok_r(dup, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-		mz_error_t err = NULL;
-		if (mz_view_lookup(v, ino, p, &ino, &err) < 0) {
-			free(dup);
-			mz_error_release(&err);
-			return 0;
-		}
-	}
-	free(dup);
-	return ino;
-}
 
 static char *slurp(mz_store *s, mz_oid id)
 {
@@ -113,25 +30,25 @@ static char *slurp(mz_store *s, mz_oid id)
 
 static void test_dedup_on_seal(void **state)
 {
-	struct fx *f = *state;
-	mz_oid a = sealed(f->s, "same bytes"), b = sealed(f->s, "same bytes"),
-	       c = sealed(f->s, "other bytes");
+	struct store_fx *f = *state;
+	mz_oid a = fx_sealed(f->s, "same bytes"), b = fx_sealed(f->s, "same bytes"),
+	       c = fx_sealed(f->s, "other bytes");
 	assert_int_equal(a, b);
 	assert_int_not_equal(a, c);
 }
 
 static void test_tree_cow_isolated(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base");
+	mz_lid v = fx_base_version(f->s, "base");
 	mz_lid t1, t2;
 	assert_int_equal(mz_tree_create(f->s, v, "one", 0, &t1, &err), 0);
 	assert_int_equal(mz_tree_create(f->s, v, "two", 0, &t2, &err), 0);
 	mz_view *v1, *v2;
 	assert_int_equal(mz_view_open(f->s, t1, &v1, &err), 0);
 	assert_int_equal(mz_view_open(f->s, t2, &v2, &err), 0);
-	mz_ino pw = walk(v1, "etc/passwd");
+	mz_ino pw = fx_walk(v1, "etc/passwd");
 	assert_true(pw > 0);
 	struct mz_inode before;
 	assert_int_equal(mz_view_getattr(v1, pw, &before, &err), 0);
@@ -151,7 +68,7 @@ static void test_tree_cow_isolated(void **state)
 
 	struct mz_inode a1, a2;
 	assert_int_equal(mz_view_getattr(v1, pw, &a1, &err), 0);
-	assert_int_equal(mz_view_getattr(v2, walk(v2, "etc/passwd"), &a2, &err), 0);
+	assert_int_equal(mz_view_getattr(v2, fx_walk(v2, "etc/passwd"), &a2, &err), 0);
 	assert_int_equal(a1.size, 21);
 	assert_int_equal(a2.size, 11);
 	char *c1 = slurp(f->s, a1.object), *c2 = slurp(f->s, a2.object);
@@ -165,16 +82,16 @@ static void test_tree_cow_isolated(void **state)
 
 static void test_whiteout_rename_readdir(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t;
+	mz_lid v = fx_base_version(f->s, "base"), t;
 	assert_int_equal(mz_tree_create(f->s, v, NULL, getpid(), &t, &err), 0);
 	mz_view *w;
 	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
-	mz_ino etc = walk(w, "etc"), bin = walk(w, "bin");
+	mz_ino etc = fx_walk(w, "etc"), bin = fx_walk(w, "bin");
 	assert_int_equal(mz_view_rename(w, etc, "passwd", bin, "pw", 0, NULL, &err), 0);
-	assert_int_equal(walk(w, "etc/passwd"), 0);
-	assert_true(walk(w, "bin/pw") > 0);
+	assert_int_equal(fx_walk(w, "etc/passwd"), 0);
+	assert_true(fx_walk(w, "bin/pw") > 0);
 	struct mz_dirent *d;
 	size_t n;
 	assert_int_equal(mz_view_readdir(w, bin, &d, &n, &err), 0);
@@ -188,19 +105,19 @@ static void test_whiteout_rename_readdir(void **state)
 	/* rmdir of a non-empty dir fails, of an empty one works. */
 	assert_int_equal(mz_view_unlink(w, mz_view_root(w), "bin", true, NULL, &err), -ENOTEMPTY);
 	assert_int_equal(mz_view_unlink(w, mz_view_root(w), "etc", true, NULL, &err), 0);
-	assert_int_equal(walk(w, "etc"), 0);
+	assert_int_equal(fx_walk(w, "etc"), 0);
 	/* NOREPLACE and EXCHANGE */
 	assert_int_equal(mz_view_rename(w, bin, "pw", bin, "sh", MZ_RENAME_NOREPLACE, NULL, &err),
 			 -EEXIST);
-	mz_ino pw = walk(w, "bin/pw"), sh = walk(w, "bin/sh");
+	mz_ino pw = fx_walk(w, "bin/pw"), sh = fx_walk(w, "bin/sh");
 	assert_int_equal(mz_view_rename(w, bin, "pw", bin, "sh", MZ_RENAME_EXCHANGE, NULL, &err),
 			 0);
-	assert_int_equal(walk(w, "bin/pw"), sh);
-	assert_int_equal(walk(w, "bin/sh"), pw);
+	assert_int_equal(fx_walk(w, "bin/pw"), sh);
+	assert_int_equal(fx_walk(w, "bin/sh"), pw);
 	/* The version underneath is untouched. */
 	mz_view *base;
 	assert_int_equal(mz_view_open(f->s, v, &base, &err), 0);
-	assert_true(walk(base, "etc/passwd") > 0);
+	assert_true(fx_walk(base, "etc/passwd") > 0);
 	assert_false(mz_view_writable(base));
 	mz_view_close(base);
 	mz_view_close(w);
@@ -208,19 +125,19 @@ static void test_whiteout_rename_readdir(void **state)
 
 static void test_snapshot_moves_changes(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t, snap;
+	mz_lid v = fx_base_version(f->s, "base"), t, snap;
 	assert_int_equal(mz_tree_create(f->s, v, "work", 0, &t, &err), 0);
 	mz_view *w;
 	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
-	struct mz_inode a = attr(S_IFREG | 0600), made;
+	struct mz_inode a = fx_attr(S_IFREG | 0600), made;
 	assert_int_equal(mz_view_create(w, mz_view_root(w), "new", &a, 0, NULL, &made, &err), 0);
 	assert_int_equal(mz_tree_snapshot(f->s, t, "snap1", &snap, &err), 0);
 	assert_int_equal(mz_view_reload(w, &err), 0);
 	/* The file is now in the version; the tree still sees it, and writing
 	 * it must copy, not change the version's object. */
-	mz_ino ino = walk(w, "new");
+	mz_ino ino = fx_walk(w, "new");
 	assert_int_equal(ino, made.ino);
 	struct mz_inode got;
 	assert_int_equal(mz_view_getattr(w, ino, &got, &err), 0);
@@ -239,18 +156,18 @@ static void test_snapshot_moves_changes(void **state)
 
 static void test_hardlinks_and_reap(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = base_version(f->s, "base"), t;
+	mz_lid v = fx_base_version(f->s, "base"), t;
 	assert_int_equal(mz_tree_create(f->s, v, "h", 0, &t, &err), 0);
 	mz_view *w;
 	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
-	mz_ino root = mz_view_root(w), sh = walk(w, "bin/sh"), gone = 7;
+	mz_ino root = mz_view_root(w), sh = fx_walk(w, "bin/sh"), gone = 7;
 	assert_int_equal(mz_view_link(w, sh, root, "sh2", &err), 0);
 	struct mz_inode a;
 	assert_int_equal(mz_view_getattr(w, sh, &a, &err), 0);
 	assert_int_equal(a.nlink, 2);
-	assert_int_equal(mz_view_unlink(w, walk(w, "bin"), "sh", false, &gone, &err), 0);
+	assert_int_equal(mz_view_unlink(w, fx_walk(w, "bin"), "sh", false, &gone, &err), 0);
 	assert_int_equal(gone, 0);
 	assert_int_equal(mz_view_unlink(w, root, "sh2", false, &gone, &err), 0);
 	assert_int_equal(gone, sh);
@@ -261,14 +178,14 @@ static void test_hardlinks_and_reap(void **state)
 
 static void test_bad_names(void **state)
 {
-	struct fx *f = *state;
+	struct store_fx *f = *state;
 	mz_error_t err = NULL;
 	assert_int_equal(mz_name_check("ok-name_1.2", "x", &err), 0);
 	assert_int_equal(mz_name_check("../evil", "x", &err), -EINVAL);
 	mz_error_release(&err);
 	assert_int_equal(mz_name_check("-flag", "x", &err), -EINVAL);
 	mz_error_release(&err);
-	mz_lid v = base_version(f->s, "base"), t;
+	mz_lid v = fx_base_version(f->s, "base"), t;
 	assert_int_equal(mz_tree_create(f->s, v, "t", 0, &t, &err), 0);
 	assert_int_equal(mz_tree_create(f->s, v, "t", 0, &t, &err), -EEXIST);
 	mz_error_release(&err);
@@ -277,7 +194,7 @@ static void test_bad_names(void **state)
 	char longname[300];
 	memset(longname, 'a', 256);
 	longname[256] = '\0';
-	struct mz_inode a = attr(S_IFREG | 0644);
+	struct mz_inode a = fx_attr(S_IFREG | 0644);
 	assert_int_equal(mz_view_create(w, mz_view_root(w), longname, &a, 0, NULL, NULL, &err),
 			 -ENAMETOOLONG);
 	mz_error_release(&err);
@@ -289,12 +206,12 @@ static void test_bad_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_dedup_on_seal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tree_cow_isolated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_whiteout_rename_readdir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot_moves_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hardlinks_and_reap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_on_seal, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tree_cow_isolated, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_whiteout_rename_readdir, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_moves_changes, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hardlinks_and_reap, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names, store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
