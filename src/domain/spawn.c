@@ -212,16 +212,26 @@ fail:
 
 /* ---- the parent side */
 
-/* Bring up lo in pid's network namespace: one socket made there by this
- * thread (setns is per thread), then ioctls on it from here. */
-static int loopback_up(pid_t pid, mz_error_t *err)
+/* The domain's network namespace, opened while pid 1 is surely alive (it
+ * waits for our "go"): the fd keeps the namespace, so a pid 1 that fails
+ * and exits later cannot turn its own error into one of ours. */
+static int netns_open(pid_t pid, int *out, mz_error_t *err)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pid);
-	cleanup_close int target = open(p, O_RDONLY | O_CLOEXEC);
+	*out = open(p, O_RDONLY | O_CLOEXEC);
+	if (*out < 0)
+		return mz_error_sys(err, errno, "cannot open the domain's network namespace");
+	return 0;
+}
+
+/* Bring up lo in the namespace: one socket made there by this thread
+ * (setns is per thread), then ioctls on it from here. */
+static int loopback_up(int target, mz_error_t *err)
+{
 	cleanup_close int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (target < 0 || self < 0)
-		return mz_error_sys(err, errno, "cannot open the network namespaces");
+	if (self < 0)
+		return mz_error_sys(err, errno, "cannot open our network namespace");
 	if (setns(target, CLONE_NEWNET) < 0)
 		return mz_error_sys(err, errno, "cannot enter the domain's network namespace");
 	cleanup_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -438,6 +448,9 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 	close(steal_fd(&ctl_child));
 	close(steal_fd(&rep_child));
 
+	cleanup_close int netfd = -1;
+	if (r == 0)
+		r = netns_open(pid, &netfd, err);
 	if (r == 0)
 		r = mz_idmap_write(pid, spec, err);
 	/* while pid 1 loads its seccomp filter */
@@ -453,7 +466,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's first process");
 	/* while pid 1 builds the file system tree */
 	if (r == 0)
-		r = loopback_up(pid, err);
+		r = loopback_up(netfd, err);
 	if (r == 0 && send(ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's main command");
 	if (r == 0)
