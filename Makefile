@@ -2,13 +2,17 @@
 # Debian 12 packages only; ./setup installs them.
 
 CC      ?= cc
-PKGS    := sqlite3 libarchive openssl liburing libseccomp libcap
+PKGS    := sqlite3 libarchive openssl liburing libseccomp libcap libmnl libnftables
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wno-missing-field-initializers -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
            -fno-strict-aliasing -pthread
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
+# libarchive, libcrypto and libnftables are dlopen'ed by the code that needs them
+# (src/lib/dynlib.h says why): compiled against, never linked.
+LINKED  := $(filter-out libarchive openssl libnftables,$(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(LINKED)) -pthread
+TEST_LIBS := $(shell pkg-config --libs libarchive)
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 ifeq ($(SAN),1)
@@ -19,7 +23,7 @@ else
 B       := build
 endif
 
-LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c src/domain/*.c)
+LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c src/domain/*.c src/net/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
@@ -51,7 +55,7 @@ $(B)/%.o: %.c $(wildcard src/*/*.h)
 
 $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmezzo.a
 	@mkdir -p $(dir $@)
-	@echo '  TEST   $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) -lcmocka
+	@echo '  TEST   $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS) $(TEST_LIBS) -lcmocka
 
 $(B)/mezzo-init: $(INIT_SRC) $(wildcard src/init/*.h)
 	@mkdir -p $(dir $@)

@@ -10,9 +10,8 @@
  * (the rules the kernel's posix_acl_valid() checks).
  */
 #include "imageInt.h"
+#include "archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

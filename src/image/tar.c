@@ -17,9 +17,8 @@
  *   - sizes over 1 TiB, data past the header's size and truncated data fail.
  */
 #include "imageInt.h"
+#include "archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,6 +404,8 @@ static const char not_tar[] = "not a directory or a tar archive (plain, gzip, bz
 
 static struct archive *tar_open(const char *source, int fd, mz_error_t *err)
 {
+	if (mz_dyn_load_archive(err) < 0)
+		return NULL;
 	struct archive *a = archive_read_new();
 	if (a == NULL) {
 		mz_error(err, ENOMEM, "%s: cannot start reading the archive", source);
