@@ -61,9 +61,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		return cli_fail(&err);
 	}
 	cleanup_free char *root = xstrdup(mz_store_root(s));
-	mz_store_close(s);
 
-	struct mz_sup_opts so = {.store_root = root, .name = o.name, .stdio = {0, 1, 2},
+	/* One catalog handle for all of it: each open costs a schema read. */
+	struct mz_sup_opts so = {.store_root = root, .store = s, .name = o.name, .stdio = {0, 1, 2},
 				 .tty = isatty(0), .ready_fd = -1,
 				 .stop_timeout_s = o.stop_timeout_s};
 	int status = 0;
@@ -71,14 +71,14 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
 	if (o.rm) {
 		mz_error_t e2 cleanup_error = NULL;
-		if (cli_store(c, &s, &e2) < 0 || mz_domain_rec_remove(s, o.name, &e2) < 0)
+		if (mz_domain_rec_remove(s, o.name, &e2) < 0)
 			fprintf(stderr, "mezzo: warning: could not remove domain %s: %s\n", o.name,
 				e2 ? e2->msg : "");
 		cleanup_free char *dir = mz_domain_run_dir(root, o.name);
 		cleanup_free char *mp = xasprintf("%s/root", dir);
 		rmdir(mp);
 		rmdir(dir);
-		mz_store_close(s);
 	}
+	mz_store_close(s);
 	return code;
 }

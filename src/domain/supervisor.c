@@ -281,19 +281,21 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 {
 	int ready_fd = o->ready_fd;
-	mz_store *s = NULL;
+	mz_store *s = o->store;
 	struct mz_domain_rec rec = {0};
-	int r = mz_store_open(o->store_root, &s, err);
+	int r = s ? 0 : mz_store_open(o->store_root, &s, err);
 	if (r == 0)
 		r = mz_domain_rec_get(s, o->name, &rec, err);
 	if (r == 0)
 		r = mz_domain_rec_claim(s, o->name, getpid(), err);
-	/* What a crashed supervisor of this domain may have left behind. */
-	if (r == 0)
+	/* What a crashed supervisor of this domain may have left behind (one
+	 * that ended well left no supervisor and no init in the record). */
+	if (r == 0 && (rec.sup_pid || rec.init_pid))
 		r = mz_domain_reap_orphan(mz_store_root(s), o->name, err);
 	if (r < 0) {
 		mz_domain_rec_free(&rec);
-		mz_store_close(s);
+		if (s != o->store)
+			mz_store_close(s);
 		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
 		tell(&ready_fd, m);
 		return r;
@@ -396,7 +398,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		mz_warn("%s", e3 ? e3->msg : "");
 	free_argv(argv);
 	mz_domain_rec_free(&rec);
-	mz_store_close(s);
+	if (s != o->store)
+		mz_store_close(s);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return r;
 }

@@ -15,8 +15,11 @@
 
 #include "../lib/error.h"
 
+struct mz_store;
 struct mz_sup_opts {
 	const char *store_root;
+	struct mz_store *store;  /* an open handle to use (this process's, not
+				    one opened before a fork), or NULL */
 	const char *name;        /* the domain (a catalog record) */
 	bool console;            /* init's stdio is a pty kept by the supervisor,
 				    logged to run/domains/NAME/console.log;
