@@ -36,8 +36,21 @@ static const char create_usage[] =
 	"  --cpus N           hard cap in hundredths of a CPU (150 = 1.5 CPUs)\n"
 	"  --io-weight N      relative I/O share, 1..10000\n"
 	"\n"
-	"Example:\n"
-	"  mezzo create web --image debian --memory 512M -- /usr/sbin/nginx -g 'daemon off;'\n";
+	"Init (pid 1):\n"
+	"  --service NAME=CMD a service mezzo's init runs beside the command, restarted\n"
+	"                     when it exits (after 0.25 s, doubling to 30 s); repeat for\n"
+	"                     more; they stop in reverse order.  CMD is split into words\n"
+	"                     like a shell's simple command ('...' and \"...\" quote; no\n"
+	"                     expansions).  With services and no CMD after --, the\n"
+	"                     domain runs until 'mezzo stop'\n"
+	"  --init image       pid 1 is the domain's command itself (default /sbin/init):\n"
+	"                     the image's own init, e.g. busybox init or systemd\n"
+	"  --init mezzo       pid 1 is mezzo's init (the default)\n"
+	"\n"
+	"Examples:\n"
+	"  mezzo create web --image debian --memory 512M -- /usr/sbin/nginx -g 'daemon off;'\n"
+	"  mezzo create box --service web='httpd -f -p 80' --service cron='crond -f'\n"
+	"  mezzo create vm --image debian --init image\n";
 
 int cmd_create(struct cli *c, int argc, char **argv)
 {
@@ -48,7 +61,7 @@ int cmd_create(struct cli *c, int argc, char **argv)
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage("create", "need a domain NAME first");
 	/* NAME, then options as for run (argv shifted so NAME stands as argv[0]) */
-	struct domain_opts o;
+	struct domain_opts o cleanup_domain_opts = {0};
 	int r = domain_opts_parse("create", create_usage, argc - 1, argv + 1, &o);
 	if (r == OPTS_HELP_SHOWN)
 		return EXIT_OK;

@@ -77,6 +77,23 @@ static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
 			fputc(',', f);
 		cli_json_str(f, r->cmd + i);
 	}
+	fprintf(f, "],\"init\":\"%s\",\"services\":[",
+		r->init_mode == MZ_INIT_IMAGE ? "image" : "mezzo");
+	struct mz_service_list sl;
+	if (mz_domain_services_parse(r->services, r->services_len, &sl) == 0) {
+		for (size_t i = 0; i < sl.n; i++) {
+			fprintf(f, "%s{\"name\":", i ? "," : "");
+			cli_json_str(f, sl.names[i]);
+			fprintf(f, ",\"cmd\":[");
+			for (size_t k = 0; sl.argvs[i][k]; k++) {
+				if (k)
+					fputc(',', f);
+				cli_json_str(f, sl.argvs[i][k]);
+			}
+			fprintf(f, "]}");
+		}
+		mz_service_list_free(&sl);
+	}
 	fprintf(f, "]}");
 }
 
@@ -166,7 +183,20 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 		printf("command:    ");
 		for (size_t i = 0; i < r.cmd_len; i += strlen(r.cmd + i) + 1)
 			printf(" %s", r.cmd + i);
-		printf("%s\n", r.cmd_len ? "" : " /bin/sh");
+		printf("%s\n", r.cmd_len ? "" : r.services_len ? " (none: services only)"
+					    : r.init_mode == MZ_INIT_IMAGE ? " /sbin/init" : " /bin/sh");
+		printf("init:        %s\n", r.init_mode == MZ_INIT_IMAGE ? "the image's (the command is pid 1)"
+									: "mezzo-init");
+		struct mz_service_list sl;
+		if (mz_domain_services_parse(r.services, r.services_len, &sl) == 0) {
+			for (size_t i = 0; i < sl.n; i++) {
+				printf("service:     %s =", sl.names[i]);
+				for (size_t k = 0; sl.argvs[i][k]; k++)
+					printf(" %s", sl.argvs[i][k]);
+				printf("\n");
+			}
+			mz_service_list_free(&sl);
+		}
 		printf("limits:      memory %lld, pids %lld, cpu weight %lld, cpu quota %lld us/100ms, "
 		       "io weight %lld (0 = none)\n",
 		       (long long)r.memory, (long long)r.pids, (long long)r.cpu_weight,

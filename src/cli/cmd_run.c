@@ -30,6 +30,8 @@ static const char run_usage[] =
 	"  --image IMAGE     an image or version (see 'mezzo image ls')\n"
 	"  --memory SIZE, --pids N, --cpu-weight N, --cpus N, --io-weight N\n"
 	"                    limits, as for 'mezzo create'\n"
+	"  --service NAME=CMD, --init mezzo|image\n"
+	"                    services and pid 1, as for 'mezzo create'\n"
 	"\n"
 	"Examples:\n"
 	"  mezzo run --rm -- /bin/sh -c 'echo hello from $(hostname)'\n"
@@ -38,7 +40,7 @@ static const char run_usage[] =
 
 int cmd_run(struct cli *c, int argc, char **argv)
 {
-	struct domain_opts o;
+	struct domain_opts o cleanup_domain_opts = {0};
 	int r = domain_opts_parse("run", run_usage, argc, argv, &o);
 	if (r == OPTS_HELP_SHOWN)
 		return EXIT_OK;

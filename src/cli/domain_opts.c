@@ -46,6 +46,100 @@ int exit_code_of(int status)
 	return 1;
 }
 
+char **split_words(const char *line)
+{
+	size_t cap = 8, n = 0;
+	char **v = xcalloc(cap, sizeof(char *));
+	char *w = xmalloc(strlen(line) + 1);
+	const char *p = line;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+		size_t k = 0;
+		char q = 0;
+		for (; *p && (q || (*p != ' ' && *p != '\t' && *p != '\n')); p++) {
+			if (q == '\'') {
+				if (*p == '\'')
+					q = 0;
+				else
+					w[k++] = *p;
+			} else if (*p == '\\' && (!q || strchr("\"\\$`", p[1]))) {
+				if (p[1] == '\0')
+					goto bad;
+				w[k++] = *++p;
+			} else if (*p == '"' && q) {
+				q = 0;
+			} else if ((*p == '"' || *p == '\'') && !q) {
+				q = *p;
+			} else {
+				w[k++] = *p;
+			}
+		}
+		if (q)
+			goto bad;
+		if (n + 2 > cap)
+			v = xrealloc(v, (cap *= 2) * sizeof(char *));
+		v[n++] = xstrndup(w, k);
+		v[n] = NULL;
+	}
+	free(w);
+	return v;
+bad:
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	free(w);
+	return NULL;
+}
+
+static void free_words(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void domain_opts_free(struct domain_opts *o)
+{
+	free(o->services);
+	o->services = NULL;
+}
+
+/* --service NAME=CMD */
+static int service_opt(const char *cmd, struct domain_opts *o, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	size_t nl = eq ? (size_t)(eq - v) : 0;
+	if (eq == NULL || nl == 0 || nl > 63 ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != nl)
+		return cli_usage(cmd, "--service wants NAME=COMMAND, NAME 1 to 63 of "
+				      "[A-Za-z0-9_.-] (got '%s')", v);
+	if (o->nservices == 64)
+		return cli_usage(cmd, "at most 64 services");
+	cleanup_free char *name = xstrndup(v, nl);
+	struct mz_service_list have;
+	if (mz_domain_services_parse(o->services, o->services_len, &have) == 0) {
+		for (size_t i = 0; i < have.n; i++)
+			if (strcmp(have.names[i], name) == 0) {
+				mz_service_list_free(&have);
+				return cli_usage(cmd, "service '%s' is given twice", name);
+			}
+		mz_service_list_free(&have);
+	}
+	char **words = split_words(eq + 1);
+	if (words == NULL || words[0] == NULL) {
+		free_words(words);
+		return cli_usage(cmd, "service '%s': %s", name,
+				 words ? "no command" : "unterminated quote or trailing backslash");
+	}
+	mz_domain_services_add(&o->services, &o->services_len, name, words);
+	o->nservices++;
+	free_words(words);
+	return 0;
+}
+
 static int num_opt(const char *cmd, const char *opt, const char *val, int64_t min, int64_t max,
 		   bool size, int64_t *out)
 {
@@ -66,7 +160,7 @@ static int num_opt(const char *cmd, const char *opt, const char *val, int64_t mi
 int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		      struct domain_opts *o)
 {
-	memset(o, 0, sizeof(*o));
+	/* o is zeroed by the caller (it may own memory before we fail) */
 	o->image = "busybox";
 	o->stop_timeout_s = 10;
 	bool is_run = strcmp(cmd, "run") == 0;
@@ -88,6 +182,15 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 			break; /* the command starts */
 		} else if (v == NULL) {
 			return cli_usage(cmd, "%s needs a value", a);
+		} else if (strcmp(a, "--service") == 0) {
+			r = service_opt(cmd, o, v);
+		} else if (strcmp(a, "--init") == 0) {
+			if (strcmp(v, "mezzo") == 0)
+				o->init_mode = MZ_INIT_MEZZO;
+			else if (strcmp(v, "image") == 0)
+				o->init_mode = MZ_INIT_IMAGE;
+			else
+				return cli_usage(cmd, "--init is 'mezzo' or 'image', not '%s'", v);
 		} else if (strcmp(a, "--name") == 0) {
 			o->name = v;
 		} else if (strcmp(a, "--image") == 0) {
@@ -117,6 +220,9 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 	}
 	o->cmd = argv + i;
 	o->ncmd = argc - i;
+	if (o->init_mode == MZ_INIT_IMAGE && o->nservices)
+		return cli_usage(cmd, "--service needs mezzo's init: the image's own init "
+				      "(--init image) runs its own services");
 	return 0;
 }
 
@@ -151,5 +257,8 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 	rec.cpu_weight = o->cpu_weight;
 	rec.cpu_quota_us = o->cpu_quota_us;
 	rec.io_weight = o->io_weight;
+	rec.services = o->services;
+	rec.services_len = o->services_len;
+	rec.init_mode = o->init_mode;
 	return mz_domain_rec_create(s, l.id, &rec, err);
 }

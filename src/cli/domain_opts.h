@@ -15,7 +15,18 @@ struct domain_opts {
 	int stop_timeout_s;
 	char **cmd;              /* after "--" */
 	int ncmd;
+	char *services;          /* the catalog's blob (mz_domain_services_add) */
+	size_t services_len;
+	int nservices;
+	int init_mode;           /* MZ_INIT_MEZZO or MZ_INIT_IMAGE */
 };
+void domain_opts_free(struct domain_opts *o);
+#define cleanup_domain_opts __attribute__((cleanup(domain_opts_free)))
+/* Split a command line into words as a shell would for a simple command:
+ * blanks separate, '...' is literal, "..." keeps blanks and takes \" \\
+ * \$ \` escapes, a backslash outside quotes escapes the next character.
+ * No expansions.  NULL on an unterminated quote or trailing backslash. */
+char **split_words(const char *line);
 
 /* Parse argv[1..]: returns 0, OPTS_HELP_SHOWN (exit 0), or a usage exit
  * status.  `run` allows --rm. */

@@ -29,6 +29,13 @@ struct mz_limits {
 	int64_t nofile;         /* RLIMIT_NOFILE inside the domain */
 };
 
+/* A service mezzo-init runs in the domain, restarted when it exits, stopped
+ * in the reverse order of the list. */
+struct mz_service {
+	const char *name;
+	char *const *argv;
+};
+
 struct mz_domain_spec {
 	const char *name;       /* hostname and cgroup name; [A-Za-z0-9_.-] */
 	const char *cgroup_name; /* cgroup name if not name (unique per host) */
@@ -36,9 +43,13 @@ struct mz_domain_spec {
 	/* id map: domain ids 0..count-1 are host ids base..base+count-1 */
 	uid_t uid_base, uid_count;
 	gid_t gid_base, gid_count;
-	/* The domain's first process, run by mezzo-init (pid 1) as its service;
-	 * init exits with this process's status. */
+	/* The domain's main process, run by mezzo-init (pid 1); init exits with
+	 * its status.  NULL with services: the domain runs until stopped. */
 	char *const *argv;
+	const struct mz_service *services;
+	size_t nservices;
+	bool image_init;        /* argv is pid 1 itself (the image's own init):
+				   no mezzo-init, no services */
 	char *const *envp;      /* NULL: a minimal default (PATH, HOME, TERM) */
 	const char *cwd;        /* inside the domain; NULL: "/" */
 	uid_t uid;              /* ids inside the domain for argv */

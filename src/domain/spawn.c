@@ -193,16 +193,37 @@ static void child_main(void *arg)
 	}
 	if ((r = mz_caps_apply(c->keep, &what)) < 0)
 		goto fail;
-	c->ctl2 = ctl; /* where pid 2 finds the control socket */
-	struct clone_args ca = {.exit_signal = SIGCHLD};
-	pid_t pid = mz_clone_fn(&ca, cmd_main, c, c->stack2, STACK_SIZE);
-	if (pid < 0) {
-		r = pid;
-		what = "cannot start the main command's process";
-		goto fail;
+	if (s->image_init) {
+		/* The image's own init is pid 1: a session of its own, the
+		 * terminal, the network up ("l"), then exec.  Failing to run
+		 * it is reported like a main command's failure. */
+		if ((r = (int)mz_sys(SYS_setsid)) < 0) {
+			what = "setsid";
+			goto fail;
+		}
+		if (s->tty && (r = mz_child_ctty(&what)) < 0 && r != -EPERM)
+			goto fail;
+		if (child_wait(ctl) != 1)
+			mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
+		r = mz_exec_search(s->argv, c->envp);
+		mz_child_report(3, -r, "cannot run the image's init", s->argv[0]);
+		mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
 	}
-	fmt_int(c->main_pid, pid);
-	c->init_argv[c->main_pid_slot] = c->main_pid;
+	if (s->argv) {
+		c->ctl2 = ctl; /* where pid 2 finds the control socket */
+		struct clone_args ca = {.exit_signal = SIGCHLD};
+		pid_t pid = mz_clone_fn(&ca, cmd_main, c, c->stack2, STACK_SIZE);
+		if (pid < 0) {
+			r = pid;
+			what = "cannot start the main command's process";
+			goto fail;
+		}
+		fmt_int(c->main_pid, pid);
+		c->init_argv[c->main_pid_slot] = c->main_pid;
+	} else if (child_wait(ctl) != 1) {
+		/* services only: init starts them once the network is up */
+		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
+	}
 	r = (int)mz_sys(SYS_execveat, initfd, "", c->init_argv, c->envp, AT_EMPTY_PATH);
 	what = "cannot execute mezzo-init";
 fail:
@@ -282,8 +303,16 @@ static int check_spec(const struct mz_domain_spec *s, mz_error_t *err)
 		return mz_error(err, EINVAL, "the root file system must be an absolute path");
 	if (s->init_path == NULL)
 		return mz_error(err, EINVAL, "no mezzo-init path given");
-	if (s->argv == NULL || s->argv[0] == NULL)
+	bool has_cmd = s->argv != NULL && s->argv[0] != NULL;
+	if (!has_cmd && (s->image_init || s->nservices == 0))
 		return mz_error(err, EINVAL, "no command to run in the domain");
+	if (s->image_init && s->nservices > 0)
+		return mz_error(err, EINVAL, "services are run by mezzo-init, not by the image's init");
+	for (size_t i = 0; i < s->nservices; i++) {
+		const struct mz_service *v = &s->services[i];
+		if (v->name == NULL || v->name[0] == '\0' || v->argv == NULL || v->argv[0] == NULL)
+			return mz_error(err, EINVAL, "service %zu has no name or no command", i + 1);
+	}
 	if (s->uid_count == 0 || s->gid_count == 0)
 		return mz_error(err, EINVAL, "empty id range");
 	if (s->uid_base == 0 || s->gid_base == 0)
@@ -294,25 +323,46 @@ static int check_spec(const struct mz_domain_spec *s, mz_error_t *err)
 	return 0;
 }
 
-/* mezzo-init's argv (protocol.h): "--main-pid" and a slot pid 1 fills in. */
-static char **init_argv(const struct mz_domain_spec *s, int *slot)
+static size_t argv_len(char *const *v)
 {
 	size_t n = 0;
-	while (s->argv[n])
+	while (v && v[n])
 		n++;
-	char **a = xcalloc(n + 8, sizeof(char *));
+	return n;
+}
+
+/* mezzo-init's argv (protocol.h): the services, then "--main-pid" and a slot
+ * pid 1 fills in, then the main command.  *n gets the array's length. */
+static char **init_argv(const struct mz_domain_spec *s, int *slot, size_t *n)
+{
+	size_t len = 8 + argv_len(s->argv);
+	for (size_t k = 0; k < s->nservices; k++)
+		len += 3 + argv_len(s->services[k].argv);
+	char **a = xcalloc(len, sizeof(char *));
 	size_t i = 0;
 	a[i++] = xstrdup("mezzo-init");
 	if (s->stop_grace_ms > 0) {
 		a[i++] = xstrdup("--grace");
 		a[i++] = xasprintf("%d", s->stop_grace_ms);
 	}
-	a[i++] = xstrdup("--main-pid");
-	*slot = (int)i;
-	a[i++] = NULL; /* filled in by pid 1; freed separately */
+	for (size_t k = 0; k < s->nservices; k++) {
+		size_t m = argv_len(s->services[k].argv);
+		a[i++] = xstrdup("--service");
+		a[i++] = xstrdup(s->services[k].name);
+		a[i++] = xasprintf("%zu", m);
+		for (size_t j = 0; j < m; j++)
+			a[i++] = xstrdup(s->services[k].argv[j]);
+	}
+	*slot = -1;
+	if (s->argv) {
+		a[i++] = xstrdup("--main-pid");
+		*slot = (int)i;
+		a[i++] = NULL; /* filled in by pid 1; freed separately */
+	}
 	a[i++] = xstrdup("--");
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < argv_len(s->argv); k++)
 		a[i++] = xstrdup(s->argv[k]);
+	*n = len;
 	return a;
 }
 
@@ -394,9 +444,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		return r;
 	}
 
-	size_t argc = 0;
-	while (spec->argv[argc])
-		argc++;
+	size_t init_argc = 0;
 	struct child c = {
 		.spec = spec,
 		.ctl = ctl_child,
@@ -408,7 +456,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		.margs = {.devpts_gid5 = spec->gid_count > 5},
 		.stack2 = stacks + STACK_SIZE,
 	};
-	c.init_argv = init_argv(spec, &c.main_pid_slot);
+	c.init_argv = init_argv(spec, &c.main_pid_slot, &init_argc);
 	char console[PATH_MAX];
 	if (spec->tty && isatty(spec->stdio[0]) && terminal_path(spec->stdio[0], console, sizeof(console)))
 		c.margs.console = console;
@@ -476,7 +524,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 
 	/* Only now are the children done with our memory (exec'd or dead). */
 	mz_cg_join_close(&c.join);
-	free_argv(c.init_argv, c.main_pid_slot, argc + 8);
+	free_argv(c.init_argv, c.main_pid_slot, init_argc);
 	munmap(stacks, 2 * STACK_SIZE);
 	if (r < 0) {
 		if (pidfd >= 0)

@@ -59,8 +59,9 @@ char *mz_domain_init_path(void)
 	return xasprintf("%s/mezzo-init", self);
 }
 
-/* argv from a NUL-separated blob (the catalog's form). */
-static char **split_argv(const char *blob, size_t len)
+/* argv from a NUL-separated blob (the catalog's form); an empty one is
+ * /bin/sh, or the image's /sbin/init for image_init. */
+static char **split_argv(const char *blob, size_t len, bool image_init)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++)
@@ -73,7 +74,7 @@ static char **split_argv(const char *blob, size_t len)
 		i += strlen(blob + i) + 1;
 	}
 	if (k == 0)
-		v[k++] = xstrdup("/bin/sh");
+		v[k++] = xstrdup(image_init ? "/sbin/init" : "/bin/sh");
 	return v;
 }
 
@@ -303,7 +304,17 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), o->name);
 	cleanup_free char *mp = xasprintf("%s/root", dir);
 	cleanup_free char *init = mz_domain_init_path();
-	char **argv = split_argv(rec.cmd, rec.cmd_len);
+	char **argv = split_argv(rec.cmd, rec.cmd_len, rec.init_mode == MZ_INIT_IMAGE);
+	struct mz_service_list sl = {0};
+	struct mz_service *svc = NULL;
+	if (r == 0 && mz_domain_services_parse(rec.services, rec.services_len, &sl) < 0)
+		r = mz_error(err, EINVAL, "domain %s: its services in the catalog are malformed",
+			     o->name);
+	if (sl.n) {
+		svc = xcalloc(sl.n, sizeof(*svc));
+		for (size_t i = 0; i < sl.n; i++)
+			svc[i] = (struct mz_service){.name = sl.names[i], .argv = sl.argvs[i]};
+	}
 	uid_t base = MZ_DOMAIN_ID_BASE + (uid_t)rec.slot * MZ_DOMAIN_ID_COUNT;
 	struct console con = {.master = -1, .slave = -1, .log = -1, .listen = -1, .client = -1};
 	struct fs_server *S = NULL;
@@ -319,7 +330,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if ((r = mkdir_p(mp, 0700)) < 0)
+	if (r == 0 && (r = mkdir_p(mp, 0700)) < 0)
 		r = mz_error_sys(err, -r, "cannot make %s", mp);
 	struct mz_fs_opts fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
 				.gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
@@ -345,7 +356,12 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			.uid_count = MZ_DOMAIN_ID_COUNT,
 			.gid_base = base,
 			.gid_count = MZ_DOMAIN_ID_COUNT,
-			.argv = argv,
+			/* with services and no command of its own, the domain runs
+			   until stopped */
+			.argv = (sl.n && rec.cmd_len == 0) ? NULL : argv,
+			.services = svc,
+			.nservices = sl.n,
+			.image_init = rec.init_mode == MZ_INIT_IMAGE,
 			.tty = o->console ? true : o->tty,
 			.init_path = init,
 			.limits = {.memory_bytes = rec.memory,
@@ -397,6 +413,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
 		mz_warn("%s", e3 ? e3->msg : "");
 	free_argv(argv);
+	free(svc);
+	mz_service_list_free(&sl);
 	mz_domain_rec_free(&rec);
 	if (s != o->store)
 		mz_store_close(s);

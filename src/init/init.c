@@ -5,21 +5,23 @@
  * executes from a host file descriptor as the last step of building a domain.
  * Its work is what the kernel asks of a pid namespace's init and what a domain
  * needs of its "system layer" at the smallest:
- *   - run the domain's services; for now one, the main command (argv after
- *     "--"), with the given ids, working directory and controlling terminal,
- *     in init's own environment;
+ *   - run the domain's services (--service NAME N ARGS..., in order) and
+ *     restart one that exits, with a growing delay so that a crashing one
+ *     does not spin;
+ *   - run the main command (argv after "--"), or adopt it (--main-pid), with
+ *     the given ids, working directory and controlling terminal, in init's
+ *     own environment;
  *   - reap every zombie of the namespace (orphans are re-parented to pid 1);
  *   - forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
  *     to the main command (pid 1 gets no default signal actions, so it has to
- *     catch them to receive them at all);
- *   - when the main command exits: SIGTERM to everything left, a grace period,
- *     SIGKILL to the rest, then exit with the main command's status (its exit
- *     code, or 128 + the signal that killed it).
+ *     catch them to receive them at all); without a main command, SIGTERM,
+ *     SIGINT or SIGQUIT stop the domain and SIGHUP goes to every service;
+ *   - shut down in order when the main command exits or a stop is asked:
+ *     each service in the reverse order of the list (SIGTERM to its process
+ *     group, a grace period, SIGKILL), then SIGTERM to everything left, a
+ *     grace period, SIGKILL to the rest; exit with the main command's status
+ *     (its exit code, or 128 + the signal that killed it), 0 without one.
  * The protocol with the spawner (argv, --ready-fd) is in protocol.h.
- *
- * Services are a table so that more (a getty, sshd, ...) can be added later
- * with their own restart and stop-order policy; the main loop already treats
- * them uniformly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,10 +55,20 @@ struct service {
 	pid_t pid;  /* 0: not running */
 	int status; /* wait status, once exited */
 	bool exited;
+	const char *name;    /* of a service (NULL: the main command) */
+	int64_t started_ms;  /* when it was last started */
+	int64_t restart_at;  /* 0, or when to start it again (ms) */
+	int64_t delay_ms;    /* the next restart's delay */
 };
 
-static struct service services[1];
+#define MAX_SERVICES 64
+#define RESTART_MIN_MS 250
+#define RESTART_MAX_MS 30000
+#define RESTART_STABLE_MS 10000 /* up that long: the delay starts over */
+
+static struct service services[MAX_SERVICES + 1];
 static int nservices;
+static bool stopping;
 static int ready_fd = -1;
 static long grace_ms = MZ_INIT_GRACE_MS;
 static bool is_pid1;
@@ -84,7 +96,8 @@ static void say(int err, const char *fmt, ...)
 static void usage(void)
 {
 	dprintf(2, "usage: mezzo-init [--ready-fd N] [--uid U] [--gid G] [--groups G,...] "
-		   "[--cwd DIR] [--tty] [--grace MS] [--main-pid PID] -- CMD [ARG...]\n");
+		   "[--cwd DIR] [--tty] [--grace MS] [--service NAME N ARG1..ARGN]... "
+		   "[--main-pid PID] -- [CMD [ARG...]]\n");
 	exit(2);
 }
 
@@ -98,7 +111,9 @@ static long num(const char *s)
 	return v;
 }
 
-static void parse(int argc, char **argv, struct service *s)
+/* Parse argv: the services go into services[], the main command's options
+ * into *s; returns whether there is a main command. */
+static bool parse(int argc, char **argv, struct service *s)
 {
 	int i = 1;
 	for (; i < argc; i++) {
@@ -106,6 +121,23 @@ static void parse(int argc, char **argv, struct service *s)
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
+		}
+		if (strcmp(a, "--service") == 0) {
+			/* NAME N ARG1..ARGN; the array is cut where the next begins */
+			if (i + 2 >= argc || nservices == MAX_SERVICES)
+				usage();
+			struct service *v = &services[nservices++];
+			v->name = argv[i + 1];
+			long n = num(argv[i + 2]);
+			if (n < 1 || n > argc - i - 3)
+				usage();
+			v->argv = calloc((size_t)n + 1, sizeof(char *));
+			if (v->argv == NULL)
+				usage();
+			memcpy(v->argv, argv + i + 3, (size_t)n * sizeof(char *));
+			v->delay_ms = RESTART_MIN_MS;
+			i += 2 + (int)n;
+			continue;
 		}
 		if (strcmp(a, "--tty") == 0) {
 			s->tty = true;
@@ -140,9 +172,10 @@ static void parse(int argc, char **argv, struct service *s)
 		}
 	}
 	if (i >= argc)
-		usage();
+		return false;
 	s->argv = argv + i;
 	s->main = true;
+	return true;
 }
 
 /* execve with a search of $PATH, as execvp does, without allocating. */
@@ -217,6 +250,13 @@ static void service_exec(struct service *s)
 	_exit(e == ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* vfork: init is small, but copying even its page tables is most of a
  * fork; the child only sets itself up and execs (or _exits). */
 static int service_start(struct service *s)
@@ -228,7 +268,26 @@ static int service_start(struct service *s)
 		service_exec(s);
 	s->pid = pid;
 	s->exited = false;
+	s->started_ms = mono_ms();
+	s->restart_at = 0;
 	return 0;
+}
+
+/* A service ended: start it again later, sooner if it had run a while. */
+static void service_ended(struct service *s)
+{
+	int64_t now = mono_ms();
+	if (now - s->started_ms >= RESTART_STABLE_MS)
+		s->delay_ms = RESTART_MIN_MS;
+	int st = s->status;
+	if (WIFSIGNALED(st))
+		dprintf(2, "mezzo-init: service %s killed by signal %d; restart in %lld ms\n",
+			s->name, WTERMSIG(st), (long long)s->delay_ms);
+	else
+		dprintf(2, "mezzo-init: service %s exited with status %d; restart in %lld ms\n",
+			s->name, WEXITSTATUS(st), (long long)s->delay_ms);
+	s->restart_at = now + s->delay_ms;
+	s->delay_ms = s->delay_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : s->delay_ms * 2;
 }
 
 /* Reap every exited child; true while children (or, as pid 1, any other
@@ -240,11 +299,14 @@ static bool reap(void)
 		pid_t pid = waitpid(-1, &st, WNOHANG);
 		if (pid > 0) {
 			for (int i = 0; i < nservices; i++) {
-				if (services[i].pid == pid) {
-					services[i].pid = 0;
-					services[i].status = st;
-					services[i].exited = true;
-				}
+				struct service *s = &services[i];
+				if (s->pid != pid)
+					continue;
+				s->pid = 0;
+				s->status = st;
+				s->exited = true;
+				if (!s->main && !stopping)
+					service_ended(s);
 			}
 			continue;
 		}
@@ -258,6 +320,30 @@ static bool reap(void)
 	}
 }
 
+/* Start the services whose restart is due; the time (ms) until the next
+ * one, or -1 if none is waiting. */
+static int64_t restart_due(void)
+{
+	int64_t now = mono_ms(), next = -1;
+	for (int i = 0; i < nservices; i++) {
+		struct service *s = &services[i];
+		if (s->main || s->pid > 0 || s->restart_at == 0)
+			continue;
+		if (s->restart_at <= now) {
+			int r = service_start(s);
+			if (r < 0) {
+				dprintf(2, "mezzo-init: cannot start service %s: %s\n", s->name,
+					strerror(-r));
+				s->restart_at = now + s->delay_ms;
+			}
+			continue;
+		}
+		if (next < 0 || s->restart_at - now < next)
+			next = s->restart_at - now;
+	}
+	return next;
+}
+
 static void signal_all(int sig)
 {
 	if (is_pid1) {
@@ -269,26 +355,14 @@ static void signal_all(int sig)
 			kill(-services[i].pid, sig);
 }
 
-static int64_t mono_ms(void)
+/* Wait up to ms for done() or a new stop request (true: asked again). */
+static bool wait_until(const sigset_t *set, int64_t ms, bool (*done)(void *), void *arg)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The main service is gone: stop what is left, politely first. */
-static void stop_rest(const sigset_t *set)
-{
-	if (!reap())
-		return;
-	signal_all(SIGTERM);
-	signal_all(SIGCONT);
-	int64_t deadline = mono_ms() + grace_ms;
-	bool more = true;
-	while (more) {
+	int64_t deadline = mono_ms() + ms;
+	while (!done(arg)) {
 		int64_t left = deadline - mono_ms();
 		if (left <= 0)
-			break;
+			return false;
 		/* Orphans of the namespace wake us with SIGCHLD; processes joined
 		 * from the host do not, so look again every 10 ms. */
 		if (left > 10)
@@ -296,10 +370,54 @@ static void stop_rest(const sigset_t *set)
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = left * 1000000};
 		int sig = sigtimedwait(set, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
-			break; /* asked again: no more grace */
-		more = reap();
+			return true; /* asked again: no more grace */
+		reap();
 	}
-	if (more) {
+	return false;
+}
+
+static bool service_gone(void *arg)
+{
+	return ((struct service *)arg)->pid == 0;
+}
+
+static bool all_gone(void *arg)
+{
+	(void)arg;
+	return !reap();
+}
+
+/* Shut down: the services in reverse order, each given the grace period,
+ * then whatever is left of the namespace. */
+static void shutdown_all(const sigset_t *set)
+{
+	stopping = true;
+	bool hurry = false;
+	reap();
+	for (int i = nservices - 1; i >= 0; i--) {
+		struct service *s = &services[i];
+		if (s->main || s->pid <= 0)
+			continue;
+		kill(-s->pid, SIGTERM);
+		kill(s->pid, SIGTERM); /* if it left its process group */
+		kill(-s->pid, SIGCONT);
+		if (hurry || wait_until(set, grace_ms, service_gone, s))
+			hurry = true;
+		if (s->pid > 0) {
+			kill(-s->pid, SIGKILL);
+			kill(s->pid, SIGKILL);
+			while (waitpid(s->pid, &s->status, 0) < 0 && errno == EINTR)
+				;
+			s->pid = 0;
+		}
+	}
+	if (!reap())
+		return;
+	signal_all(SIGTERM);
+	signal_all(SIGCONT);
+	if (!hurry)
+		hurry = wait_until(set, grace_ms, all_gone, NULL);
+	if (hurry || reap()) {
 		signal_all(SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 			;
@@ -313,14 +431,21 @@ static void noop(int sig)
 
 int main(int argc, char **argv)
 {
-	struct service *m = &services[nservices++];
-	parse(argc, argv, m);
+	struct service main_cmd = {0};
+	bool has_main = parse(argc, argv, &main_cmd);
+	struct service *m = NULL;
+	if (has_main) {
+		m = &services[nservices++];
+		*m = main_cmd;
+	} else if (nservices == 0) {
+		usage();
+	}
 	is_pid1 = getpid() == 1;
 	if (!is_pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* testable outside a domain */
 
 	/* Catch (so that pid 1 receives them at all) and block: they are taken
-	 * synchronously with sigwaitinfo, no handler runs. */
+	 * synchronously with sigtimedwait, no handler runs. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -334,14 +459,17 @@ int main(int argc, char **argv)
 	/* SETMASK: the spawner starts us with everything blocked */
 	sigprocmask(SIG_SETMASK, &set, NULL);
 
-	if (m->pid > 0) {
-		/* --main-pid: the spawner started it (our child) in parallel with
-		 * our exec; it may even be gone already. */
-		reap();
-	} else {
-		if (ready_fd >= 0)
-			fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
-		int r = service_start(m);
+	if (ready_fd >= 0)
+		fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+	for (int i = 0; i < nservices; i++) {
+		struct service *s = &services[i];
+		if (s->main && s->pid > 0) {
+			/* --main-pid: the spawner started it (our child) in parallel
+			 * with our exec; it may even be gone already. */
+			reap();
+			continue;
+		}
+		int r = service_start(s);
 		if (r < 0) {
 			say(-r, "fork");
 			return MZ_INIT_EXIT_NOTFOUND;
@@ -352,19 +480,35 @@ int main(int argc, char **argv)
 		ready_fd = -1;
 	}
 
-	while (!m->exited) {
+	while (m ? !m->exited : !stopping) {
+		int64_t next = restart_due();
 		siginfo_t si;
-		int sig = sigwaitinfo(&set, &si);
+		int sig;
+		if (next >= 0) {
+			struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
+			sig = sigtimedwait(&set, &si, &ts);
+		} else {
+			sig = sigwaitinfo(&set, &si);
+		}
 		if (sig < 0)
 			continue;
 		if (sig == SIGCHLD) {
 			reap();
-		} else if (m->pid > 0) {
-			kill(m->pid, sig);
+		} else if (m) {
+			if (m->pid > 0)
+				kill(m->pid, sig);
+		} else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+			stopping = true;
+		} else if (sig == SIGHUP || sig == SIGUSR1 || sig == SIGUSR2) {
+			for (int i = 0; i < nservices; i++)
+				if (services[i].pid > 0)
+					kill(services[i].pid, sig);
 		}
 	}
-	stop_rest(&set);
+	shutdown_all(&set);
 
+	if (m == NULL)
+		return 0;
 	if (WIFEXITED(m->status))
 		return WEXITSTATUS(m->status);
 	if (WIFSIGNALED(m->status))

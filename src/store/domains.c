@@ -18,7 +18,8 @@
 
 #define DOM_COLS                                                                      \
 	"name, tree, slot, source, cmd, memory, pids, cpu_weight, cpu_quota_us, "       \
-	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status"
+	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status, services, "    \
+	"init_mode"
 
 static void rec_from_row(sqlite3_stmt *st, struct mz_domain_rec *r)
 {
@@ -44,6 +45,12 @@ static void rec_from_row(sqlite3_stmt *st, struct mz_domain_rec *r)
 	r->sup_pid = store_owner_alive(sup, start) ? sup : 0;
 	r->init_pid = r->sup_pid ? sqlite3_column_int(st, 14) : 0;
 	r->exit_status = sqlite3_column_int(st, 15);
+	r->services_len = sqlite3_column_bytes(st, 16);
+	r->services = xmalloc(r->services_len + 1);
+	if (r->services_len)
+		memcpy(r->services, sqlite3_column_blob(st, 16), r->services_len);
+	r->services[r->services_len] = '\0';
+	r->init_mode = sqlite3_column_int(st, 17);
 }
 
 void mz_domain_rec_free(struct mz_domain_rec *r)
@@ -52,6 +59,8 @@ void mz_domain_rec_free(struct mz_domain_rec *r)
 		return;
 	free(r->cmd);
 	r->cmd = NULL;
+	free(r->services);
+	r->services = NULL;
 }
 
 void mz_domain_recs_free(struct mz_domain_rec *r, size_t n)
@@ -105,7 +114,8 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	r->created_ns = now_ns();
 	sqlite3_stmt *st = store_stmt(
 		s, "INSERT INTO domain(name, tree, slot, source, cmd, memory, pids, cpu_weight, "
-		   "cpu_quota_us, io_weight, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+		   "cpu_quota_us, io_weight, created, services, init_mode) "
+		   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->tree);
 	sqlite3_bind_int(st, 3, r->slot);
@@ -117,6 +127,8 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	sqlite3_bind_int64(st, 9, r->cpu_quota_us);
 	sqlite3_bind_int64(st, 10, r->io_weight);
 	sqlite3_bind_int64(st, 11, r->created_ns);
+	sqlite3_bind_blob(st, 12, r->services ? r->services : "", r->services_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, r->init_mode);
 	if ((rc = store_step_done(s, st, err, "insert domain")) < 0)
 		goto fail;
 	return mz_store_commit(s, err);
@@ -236,4 +248,68 @@ int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err)
 fail:
 	mz_store_rollback(s);
 	return rc;
+}
+
+/* ---- the services blob: NAME \0 N \0 ARG1 \0 ... ARGN \0, repeated */
+
+void mz_domain_services_add(char **blob, size_t *len, const char *name, char *const *argv)
+{
+	size_t n = 0, add = strlen(name) + 1 + 24;
+	while (argv[n])
+		add += strlen(argv[n++]) + 1;
+	*blob = xrealloc(*blob, *len + add);
+	char *p = *blob + *len;
+	p += sprintf(p, "%s", name) + 1;
+	p += sprintf(p, "%zu", n) + 1;
+	for (size_t i = 0; i < n; i++)
+		p = stpcpy(p, argv[i]) + 1;
+	*len = (size_t)(p - *blob);
+}
+
+/* The next NUL-terminated string of [*p, end), or NULL. */
+static const char *next_str(const char **p, const char *end)
+{
+	const char *s = *p, *z = s < end ? memchr(s, '\0', (size_t)(end - s)) : NULL;
+	if (z == NULL)
+		return NULL;
+	*p = z + 1;
+	return s;
+}
+
+int mz_domain_services_parse(const char *blob, size_t len, struct mz_service_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *p = blob, *end = blob + len;
+	while (p < end) {
+		const char *name = next_str(&p, end), *count = next_str(&p, end);
+		char *e;
+		unsigned long n = count ? strtoul(count, &e, 10) : 0;
+		if (name == NULL || !*name || count == NULL || *e || n == 0 || n > len) {
+			mz_service_list_free(out);
+			return -EINVAL;
+		}
+		char **argv = xcalloc(n + 1, sizeof(char *));
+		for (unsigned long i = 0; i < n; i++) {
+			argv[i] = (char *)next_str(&p, end);
+			if (argv[i] == NULL) {
+				free(argv);
+				mz_service_list_free(out);
+				return -EINVAL;
+			}
+		}
+		out->names = xrealloc(out->names, (out->n + 1) * sizeof(char *));
+		out->argvs = xrealloc(out->argvs, (out->n + 1) * sizeof(char **));
+		out->names[out->n] = name;
+		out->argvs[out->n++] = argv;
+	}
+	return 0;
+}
+
+void mz_service_list_free(struct mz_service_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->argvs[i]);
+	free(l->argvs);
+	free(l->names);
+	memset(l, 0, sizeof(*l));
 }

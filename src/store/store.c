@@ -77,7 +77,9 @@ static const char schema_sql[] =
 	"  created INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0,"
 	"  sup_pid INTEGER NOT NULL DEFAULT 0, sup_start INTEGER NOT NULL DEFAULT 0,"
 	"  init_pid INTEGER NOT NULL DEFAULT 0,"
-	"  exit_status INTEGER NOT NULL DEFAULT -1);"
+	"  exit_status INTEGER NOT NULL DEFAULT -1,"
+	"  services BLOB NOT NULL DEFAULT x'',"  /* see mz_domain_rec */
+	"  init_mode INTEGER NOT NULL DEFAULT 0);"
 	/* Refcounts are kept by the database itself, so no code path can forget. */
 	"CREATE TRIGGER IF NOT EXISTS inode_ref_ins AFTER INSERT ON inode"
 	"  WHEN NEW.object IS NOT NULL BEGIN"
@@ -93,8 +95,17 @@ static const char schema_sql[] =
 static void store_flush_unlinks(mz_store *s);
 static int store_sync_wal(mz_store *s, mz_error_t *err);
 
-#define MZ_SCHEMA_VERSION 1
-#define MZ_SCHEMA_VERSION_STR "1"
+#define MZ_SCHEMA_VERSION 2
+#define MZ_SCHEMA_VERSION_STR "2"
+
+/* What a catalog of an older version needs beyond schema_sql (which makes
+ * what is missing, but does not change tables that exist): migrations[i]
+ * takes version i + 1 to i + 2.  A new catalog is made whole by schema_sql. */
+static const char *const migrations[] = {
+	/* 1 -> 2: domain services and init mode */
+	"ALTER TABLE domain ADD COLUMN services BLOB NOT NULL DEFAULT x'';"
+	"ALTER TABLE domain ADD COLUMN init_mode INTEGER NOT NULL DEFAULT 0;",
+};
 
 /* PRAGMA user_version: the schema is made once, not parsed at every open. */
 static int schema_version(mz_store *s)
@@ -251,8 +262,16 @@ int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
 	int one = 1;
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
-	if (r == 0 && schema_version(s) != MZ_SCHEMA_VERSION) {
+	int have;
+	if (r == 0 && (have = schema_version(s)) != MZ_SCHEMA_VERSION) {
 		r = store_exec(s, "BEGIN IMMEDIATE", err);
+		/* read again under the lock: another process may have done it */
+		if (r == 0 && (have = schema_version(s)) > MZ_SCHEMA_VERSION)
+			r = mz_error(err, EPROTO,
+				     "the catalog is of schema version %d, newer than this "
+				     "mezzo's %d: use a newer mezzo", have, MZ_SCHEMA_VERSION);
+		for (int v = have; r == 0 && v >= 1 && v < MZ_SCHEMA_VERSION; v++)
+			r = store_exec(s, migrations[v - 1], err);
 		if (r == 0) {
 			r = store_exec(s, schema_sql, err);
 			if (r == 0)

@@ -261,7 +261,15 @@ struct mz_domain_rec {
 	pid_t sup_pid;             /* its live supervisor, 0 if none */
 	pid_t init_pid;            /* host pid of its init, when running */
 	int exit_status;           /* of the last run: wait status, -1 none */
+	/* Services init keeps running beside (or, with no cmd, instead of) the
+	 * main command: for each, its name, NUL, the number of its arguments
+	 * in decimal, NUL, then each argument and a NUL.  malloc'ed. */
+	char *services;
+	size_t services_len;
+	int init_mode;             /* MZ_INIT_MEZZO or MZ_INIT_IMAGE */
 };
+#define MZ_INIT_MEZZO 0 /* pid 1 is mezzo-init, running cmd and the services */
+#define MZ_INIT_IMAGE 1 /* pid 1 is cmd itself: the image's own init */
 
 /* Make a domain: its tree from version (O(1)) and a free id slot.  In: name,
  * source, cmd, limits.  Out: tree, slot, created_ns. */
@@ -277,6 +285,16 @@ int mz_domain_rec_set_running(mz_store *s, const char *name, pid_t init_pid, mz_
 int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_error_t *err);
 /* Forget the domain and remove its tree. */
 int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err);
+/* The services blob of a record: append one; parse all (-EINVAL if it is
+ * malformed); the parsed list points into the blob, which must outlive it. */
+struct mz_service_list {
+	size_t n;
+	const char **names;
+	char ***argvs;          /* each NULL-terminated */
+};
+void mz_domain_services_add(char **blob, size_t *len, const char *name, char *const *argv);
+int mz_domain_services_parse(const char *blob, size_t len, struct mz_service_list *out);
+void mz_service_list_free(struct mz_service_list *l);
 void mz_domain_rec_free(struct mz_domain_rec *r);
 void mz_domain_recs_free(struct mz_domain_rec *r, size_t n);
 

@@ -156,3 +156,59 @@ def test_console_attach_and_detach(dz):
     assert domains(dz)["con"]["state"] == "running"
     assert "ping-through-console" in dz.run("logs", "con").stdout
     dz.run("stop", "con", "--timeout", "1")
+
+
+def test_services_run_restart_and_stop_in_reverse_order(dz):
+    # each service logs to the console; "b" crashes once, then stays up
+    dz.run("create", "srv",
+           "--service", "a=sh -c 'echo a-up; trap \"echo a-down; exit 0\" TERM; "
+                        "while :; do sleep 0.05; done'",
+           "--service", "b=sh -c 'if [ ! -e /tmp/once ]; then touch /tmp/once; exit 3; fi; "
+                        "echo b-up; trap \"echo b-down; exit 0\" TERM; while :; do sleep 0.05; done'")
+    dz.run("start", "srv")
+    deadline = time.time() + 5
+    while time.time() < deadline and "b-up" not in dz.run("logs", "srv").stdout:
+        time.sleep(0.05)
+    log = dz.run("logs", "srv").stdout
+    assert "a-up" in log and "b-up" in log, log
+    assert "service b exited with status 3" in log, log
+    # no main command: the domain stays up, its services are children of init
+    ps = dz.run("exec", "srv", "--", "ps", "-o", "ppid,args").stdout
+    assert domains(dz)["srv"]["state"] == "running"
+    assert sum(1 for l in ps.splitlines() if l.split()[0] == "1" and "sh -c" in l) == 2, ps
+    dz.run("stop", "srv")
+    assert domains(dz)["srv"]["state"] == "stopped"
+    log = dz.run("logs", "srv").stdout
+    assert log.index("b-down") < log.index("a-down"), "services stopped out of order:\n" + log
+    dz.run("rm", "srv")
+
+
+def test_services_beside_a_main_command(dz):
+    p = dz.run("run", "--rm", "--service", "s=sleep 1000", "--",
+               "sh", "-c", "sleep 0.2; ps -o ppid,args | grep -c '^ *1 sleep 1000'; exit 5",
+               check=False)
+    assert p.returncode == 5 and p.stdout.strip() == "1", p.stdout + p.stderr
+
+
+def test_image_init_is_pid_1(dz):
+    p = dz.run("run", "--rm", "--init", "image", "--", "/bin/sh", "-c", "echo $$; cat /proc/1/cmdline")
+    assert p.stdout.split("\n")[0] == "1"
+    assert "mezzo-init" not in p.stdout
+    p = dz.fail("run", "--rm", "--init", "image", "--", "/no/such/init")
+    assert "cannot run the image's init" in p.stderr
+
+
+def test_service_bad_input(dz):
+    for args, msg in [
+        (["--service", "novalue"], "NAME=COMMAND"),
+        (["--service", "=cmd"], "NAME=COMMAND"),
+        (["--service", "a b=cmd"], "NAME=COMMAND"),
+        (["--service", "a="], "no command"),
+        (["--service", "a=sh -c 'x"], "unterminated"),
+        (["--service", "a=x", "--service", "a=y"], "twice"),
+        (["--init", "image", "--service", "a=x"], "mezzo's init"),
+        (["--init", "systemd"], "'mezzo' or 'image'"),
+    ]:
+        p = dz.fail("create", "bad", *args)
+        assert msg in p.stderr, (args, p.stderr)
+    assert "bad" not in domains(dz)

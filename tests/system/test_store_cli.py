@@ -255,3 +255,31 @@ def test_dedup_of_snapshots(mezzo, workdir):
     j = json.loads(mezzo.run("--json", "store", "dedup").stdout)
     assert j["merged"] == 0
     assert check(mezzo).returncode == 0
+
+
+def test_catalog_of_schema_1_is_migrated(mezzo):
+    mezzo.run("image", "busybox")
+    mezzo.run("create", "old", "--", "/bin/true")
+    db = sqlite3.connect(os.path.join(mezzo.root, "catalog.db"))
+    db.execute("ALTER TABLE domain DROP COLUMN services")
+    db.execute("ALTER TABLE domain DROP COLUMN init_mode")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    p = mezzo.run("--json", "inspect", "old")
+    assert '"services":[]' in p.stdout and '"init":"mezzo"' in p.stdout
+    assert mezzo.run("run", "--rm", "--service", "s=sleep 5", "--", "/bin/true").returncode == 0
+    db = sqlite3.connect(os.path.join(mezzo.root, "catalog.db"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
+    db.close()
+    mezzo.run("store", "check")
+
+
+def test_catalog_of_a_newer_schema_is_refused(mezzo):
+    mezzo.run("store", "info")
+    db = sqlite3.connect(os.path.join(mezzo.root, "catalog.db"))
+    db.execute("PRAGMA user_version = 999")
+    db.commit()
+    db.close()
+    p = mezzo.fail("ls")
+    assert "newer" in p.stderr
