@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -321,6 +322,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	pthread_t th;
 	bool thread = false, spawned = false;
 	struct mz_domain_proc proc = {.pidfd = -1};
+	/* one malloc arena: the file system thread would get its own (64 KiB
+	 * and up of resident heap per domain) for no gain */
+	mallopt(M_ARENA_MAX, 1);
 
 	/* Signals are read from a signalfd in wait_init. */
 	sigset_t set;
@@ -387,6 +391,15 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			close(con.slave); /* init has it; we keep the master */
 			con.slave = -1;
 		}
+		/* An idle domain's host side is this process, times a thousand
+		 * domains: while it waits, it keeps no catalog connection of its
+		 * own (the file system thread has one) and gives back the heap
+		 * the start used (and, after a fork, what the parent's left). */
+		if (s != o->store) {
+			mz_store_close(s);
+			s = NULL;
+		}
+		malloc_trim(0);
 		r = wait_init(o, &proc, o->console ? &con : NULL, status, err);
 	}
 
@@ -410,8 +423,11 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		mz_fs_stop(S);
 	}
 	mz_error_t e3 cleanup_error = NULL;
-	if (mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
+	if ((s || mz_store_open(o->store_root, &s, &e3) == 0) &&
+	    mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
 		mz_warn("%s", e3 ? e3->msg : "");
+	else if (s == NULL)
+		mz_warn("cannot record that %s stopped: %s", o->name, e3 ? e3->msg : "");
 	free_argv(argv);
 	free(svc);
 	mz_service_list_free(&sl);
