@@ -212,3 +212,38 @@ def test_service_bad_input(dz):
         p = dz.fail("create", "bad", *args)
         assert msg in p.stderr, (args, p.stderr)
     assert "bad" not in domains(dz)
+
+
+def test_many_domains_start_exec_stop(dz):
+    """A hundred domains at once (bench/domains density does a thousand):
+    each with its init and a sleeping service; all start, all answer exec,
+    all stop and go without a trace."""
+    n = 100
+    names = [f"m{i}" for i in range(n)]
+    for name in names:
+        dz.run("create", name, "--service", "idle=sleep 100000")
+        dz.run("start", name)
+    running = [d for d in domains(dz).values() if d["state"] == "running"]
+    assert len(running) == n
+    for name in names:
+        assert dz.run("exec", name, "--", "/bin/true").returncode == 0
+    for name in names:
+        dz.run("stop", name)
+        dz.run("rm", name)
+    assert domains(dz) == {}
+    with open("/proc/self/mountinfo") as f:
+        assert dz.root not in f.read(), "a domain's mount is left"
+    left = subprocess.run(["pgrep", "-f", "sleep 100000"], capture_output=True, text=True)
+    pids = [p for p in left.stdout.split() if p]
+    ours = {f"/mezzo/{name}." for name in names}
+    for p in pids:  # only ours: those whose cgroup names this store's domains
+        try:
+            with open(f"/proc/{p}/cgroup") as f:
+                cg = f.read()
+        except FileNotFoundError:
+            continue
+        assert not any(o in cg for o in ours), f"process {p} left: {cg}"
+    import glob
+    for o in ours:
+        left = glob.glob(f"/sys/fs/cgroup/*{o}*") + glob.glob(f"/sys/fs/cgroup/*/*{o}*")
+        assert not left, f"cgroups left: {left}"
