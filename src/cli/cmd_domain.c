@@ -90,25 +90,12 @@ static int one_name(const char *cmd, const char *usage, int argc, char **argv,
 	return 0;
 }
 
-/* Fork the supervisor; return once the domain's init runs. */
+/* Fork the supervisor; return once the domain's init runs.  The supervisor
+ * finds the domain, claims it (EBUSY: already running) and says how it went
+ * on the pipe: no catalog work here, each open of it costs a schema read. */
 static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_error_t *err)
 {
-	cleanup_store mz_store *s = NULL;
-	struct mz_domain_rec rec;
-	int r = cli_store(c, &s, err);
-	if (r == 0)
-		r = mz_domain_rec_get(s, name, &rec, err);
-	if (r < 0)
-		return r;
-	mz_domain_rec_free(&rec);
-	if (rec.sup_pid)
-		return mz_error(err, EBUSY, "domain '%s' is already running", name);
-	cleanup_free char *root = xstrdup(mz_store_root(s));
-	cleanup_free char *dir = mz_domain_run_dir(root, name);
-	if ((r = mkdir_p(dir, 0700)) < 0)
-		return mz_error_sys(err, -r, "cannot make %s", dir);
-	mz_store_close(s);
-	s = NULL;
+	const char *root = mz_store_default_root(c->root);
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return mz_error_sys(err, errno, "pipe");
@@ -118,15 +105,14 @@ static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_er
 	if (pid == 0) {
 		close(p[0]);
 		setsid();
-		cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		dup2(null, 0);
 		dup2(null, 1);
-		dup2(lfd >= 0 ? lfd : null, 2);
+		dup2(null, 2); /* the supervisor's log, once it knows the domain */
 		mz_log_init("mezzo-supervisor");
 		struct mz_sup_opts so = {.store_root = root, .name = name, .console = true,
-					 .ready_fd = p[1], .stop_timeout_s = stop_timeout};
+					 .log = true, .ready_fd = p[1],
+					 .stop_timeout_s = stop_timeout};
 		mz_error_t e2 = NULL;
 		int status = 0;
 		int rr = mz_supervise(&so, &status, &e2);
@@ -138,9 +124,11 @@ static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_er
 	char msg[2048];
 	ssize_t n = read_all(p[0], msg, sizeof(msg) - 1);
 	close(p[0]);
-	if (n <= 0)
+	if (n <= 0) {
+		cleanup_free char *dir = mz_domain_run_dir(root, name);
 		return mz_error(err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
 				name, dir);
+	}
 	msg[n] = '\0';
 	msg[strcspn(msg, "\n")] = '\0';
 	if (strcmp(msg, "ok") != 0)

@@ -86,13 +86,56 @@ static void free_argv(char **v)
 	free(v);
 }
 
+/* The file system thread mounts the domain's tree, says so, and serves it
+ * until it is unmounted; meanwhile this thread makes the console.  The
+ * domain itself is made only once the mount is there: a mount namespace is
+ * a copy of ours at clone time, and a mount made later would not be in it. */
+struct fs_job {
+	const char *root, *mp;
+	mz_lid tree;
+	struct mz_fs_opts fo;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int r;
+	mz_error_t err;
+	struct fs_server *S;
+};
+
 static void *fs_thread(void *arg)
 {
-	struct fs_server *S = arg;
-	mz_error_t err cleanup_error = NULL;
-	if (mz_fs_run(S, &err) < 0)
-		mz_err("file system server: %s", err ? err->msg : "failed");
+	struct fs_job *j = arg;
+	struct fs_server *S = NULL;
+	mz_error_t err = NULL;
+	int r = mz_fs_start(j->root, j->tree, j->mp, &j->fo, &S, &err);
+	pthread_mutex_lock(&j->lock);
+	j->done = true;
+	j->r = r;
+	j->err = err;
+	j->S = S;
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		return NULL;
+	mz_error_t e2 cleanup_error = NULL;
+	if (mz_fs_run(S, &e2) < 0)
+		mz_err("file system server: %s", e2 ? e2->msg : "failed");
 	return NULL;
+}
+
+/* Wait for the mount: 0, or the file system's error (moved into *err). */
+static int fs_wait(void *arg, mz_error_t *err)
+{
+	struct fs_job *j = arg;
+	pthread_mutex_lock(&j->lock);
+	while (!j->done)
+		pthread_cond_wait(&j->cond, &j->lock);
+	pthread_mutex_unlock(&j->lock);
+	if (j->r < 0 && err && *err == NULL) {
+		*err = j->err;
+		j->err = NULL;
+	}
+	return j->r;
 }
 
 /* Say how the start went, once: the reader waits for end of file. */
@@ -336,13 +379,23 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 
 	if (r == 0 && (r = mkdir_p(mp, 0700)) < 0)
 		r = mz_error_sys(err, -r, "cannot make %s", mp);
-	struct mz_fs_opts fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
-				.gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
-				.allow_suid = true, .allow_dev = false, .ready_fd = -1};
-	if (r == 0)
-		r = mz_fs_start(mz_store_root(s), rec.tree, mp, &fo, &S, err);
+	if (r == 0 && o->log) {
+		cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (lfd >= 0) {
+			dup2(lfd, 2);
+			close(lfd);
+		}
+	}
+	struct fs_job job = {
+		.root = mz_store_root(s), .mp = mp, .tree = rec.tree,
+		.fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
+		       .gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
+		       .allow_suid = true, .allow_dev = false, .ready_fd = -1},
+		.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+	};
 	if (r == 0) {
-		r = -pthread_create(&th, NULL, fs_thread, S);
+		r = -pthread_create(&th, NULL, fs_thread, &job);
 		if (r < 0)
 			mz_error_sys(err, -r, "cannot start the file system thread");
 		thread = r == 0;
@@ -377,7 +430,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		};
 		for (int i = 0; i < 3; i++)
 			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
-		r = mz_domain_spawn(&spec, &proc, err);
+		r = fs_wait(&job, err);
+		if (r == 0)
+			r = mz_domain_spawn(&spec, &proc, err);
 		spawned = r == 0;
 	}
 	if (r == 0)
@@ -414,13 +469,19 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			close(proc.pidfd);
 	}
 	console_close(&con);
+	if (thread) {
+		fs_wait(&job, NULL);
+		S = job.S;
+		mz_error_release(&job.err);
+	}
 	if (S) {
 		/* The server thread ends when the kernel says the mount is gone. */
 		if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
 			mz_warn("umount %s: %s", mp, strerror(errno));
-		if (thread)
-			pthread_join(th, NULL);
+		pthread_join(th, NULL);
 		mz_fs_stop(S);
+	} else if (thread) {
+		pthread_join(th, NULL); /* it failed to mount, and has returned */
 	}
 	mz_error_t e3 cleanup_error = NULL;
 	if ((s || mz_store_open(o->store_root, &s, &e3) == 0) &&

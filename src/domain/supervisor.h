@@ -26,6 +26,8 @@ struct mz_sup_opts {
 				    else stdio[] below */
 	int stdio[3];
 	bool tty;                /* stdio[0] is a terminal (foreground run) */
+	bool log;                /* stderr goes to run/domains/NAME/supervisor.log
+				    once the domain is claimed */
 	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs */
 	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
 };
