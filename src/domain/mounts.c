@@ -95,6 +95,41 @@ int mz_mounts_bind_root(const char *rootfs, int *rootfd, const char **what)
 	return 0;
 }
 
+static int bind_file_ro(int etc, const char *name, const char *src)
+{
+	long fd = mz_sys(SYS_openat, etc, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* nothing to cover: the domain keeps its own */
+	struct stat st;
+	long r = mz_sys(SYS_fstat, fd, &st);
+	char p[64];
+	if (r == 0 && S_ISREG(st.st_mode)) {
+		fdpath(p, (int)fd, NULL);
+		r = do_mount(src, p, NULL, MS_BIND, NULL);
+		if (r == 0)
+			r = do_mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+						     MS_NODEV | MS_NOEXEC, NULL);
+	}
+	mz_sys(SYS_close, fd);
+	return (int)r;
+}
+
+int mz_mounts_bind_files(int rootfd, const struct mz_mount_args *a, const char **what)
+{
+	if (a->hosts == NULL && a->resolv == NULL)
+		return 0;
+	long etc = mz_sys(SYS_openat, rootfd, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (etc < 0)
+		return 0;
+	int r = 0;
+	if (a->hosts && (r = bind_file_ro((int)etc, "hosts", a->hosts)) < 0)
+		*what = "cannot bind /etc/hosts";
+	if (r == 0 && a->resolv && (r = bind_file_ro((int)etc, "resolv.conf", a->resolv)) < 0)
+		*what = "cannot bind /etc/resolv.conf";
+	mz_sys(SYS_close, etc);
+	return r;
+}
+
 /* A directory at the top of the domain's tree, never through a symlink:
  * an fd, or -errno. */
 static int top_dir(int rootfd, const char *name, mode_t mode)

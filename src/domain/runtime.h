@@ -61,6 +61,15 @@ struct mz_domain_spec {
 	bool allow_perf_bpf;    /* seccomp: allow perf_event_open and bpf */
 	int stop_grace_ms;      /* when argv exits, init's SIGTERM-to-SIGKILL grace for
 				   what is left; 0: 2000 */
+	/* Called with an fd of the domain's network namespace once its loopback
+	 * is up, before the main command (or, without one, init) runs, while
+	 * pid 1 builds the file system: the caller plugs the domain into its
+	 * LANs.  An error aborts the spawn.  NULL: loopback only. */
+	int (*net_hook)(void *arg, int netns_fd, mz_error_t *err);
+	void *net_hook_arg;
+	/* Host files bound read-only over the tree's /etc/hosts and
+	 * /etc/resolv.conf where those are regular files; NULL: none. */
+	const char *hosts_file, *resolv_file;
 };
 
 /* A running domain as its supervisor sees it. */

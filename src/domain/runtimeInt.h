@@ -79,7 +79,13 @@ int mz_idmap_write(pid_t pid, const struct mz_domain_spec *s, mz_error_t *err);
 struct mz_mount_args {
 	const char *console;    /* host path of a terminal to bind on /dev/console, or NULL */
 	bool devpts_gid5;       /* gid 5 (tty) is mapped */
+	const char *hosts, *resolv; /* host files for /etc/hosts, /etc/resolv.conf */
 };
+/* Still as host uid 0 (the host paths of the files are in root-only
+ * directories): bind a->hosts and a->resolv read-only over the tree's
+ * etc/hosts and etc/resolv.conf, where those are regular files reached
+ * without a symlink; otherwise leave them be. */
+int mz_mounts_bind_files(int rootfd, const struct mz_mount_args *a, const char **what);
 /* In the new mount namespace, still as host uid 0: everything private, rootfs
  * bound onto itself and opened (O_PATH) as *rootfd. */
 int mz_mounts_bind_root(const char *rootfs, int *rootfd, const char **what);

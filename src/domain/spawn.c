@@ -171,6 +171,8 @@ static void child_main(void *arg)
 	int rootfd;
 	if ((r = mz_mounts_bind_root(s->rootfs, &rootfd, &what)) < 0)
 		goto fail;
+	if ((r = mz_mounts_bind_files(rootfd, &c->margs, &what)) < 0)
+		goto fail;
 	if ((r = mz_child_ids(0, 0, &what)) < 0)
 		goto fail;
 	if ((r = (int)mz_sys(SYS_unshare, CLONE_NEWCGROUP)) < 0) {
@@ -453,7 +455,9 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		.prog = prog,
 		.keep = mz_caps_keep(spec->allow_perf_bpf),
 		.envp = spec->envp ? spec->envp : mz_default_env(spec->uid, spec->tty),
-		.margs = {.devpts_gid5 = spec->gid_count > 5},
+		.margs = {.devpts_gid5 = spec->gid_count > 5,
+			  .hosts = spec->hosts_file,
+			  .resolv = spec->resolv_file},
 		.stack2 = stacks + STACK_SIZE,
 	};
 	c.init_argv = init_argv(spec, &c.main_pid_slot, &init_argc);
@@ -515,6 +519,8 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 	/* while pid 1 builds the file system tree */
 	if (r == 0)
 		r = loopback_up(netfd, err);
+	if (r == 0 && spec->net_hook)
+		r = spec->net_hook(spec->net_hook_arg, netfd, err);
 	if (r == 0 && send(ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's main command");
 	if (r == 0)
