@@ -14,6 +14,13 @@
  *               caps) + wait + mz_domain_cleanup, in process
  * and, with MZRUN (path of build/tests/helpers/mzrun), the same as whole
  * processes: fork+exec of this binary in floor+user mode vs fork+exec of mzrun.
+ *
+ *   runtime_floor --floor-once ROOTFS [CMD ARGS...]
+ *
+ * runs the floor + userns mode once as a whole process (CMD defaults to
+ * /bin/true) and exits with 0 if CMD succeeded, else 1: the floor that
+ * bench/domains times end to end beside `mezzo run`, and leaves running
+ * (with a sleeping CMD) for its memory figures.
  * BENCH_ONLY_MEZZO=1 runs only the mezzo loop (for perf record).
  *
  * Medians move with the machine's load (other work on its 2 CPUs); compare
@@ -37,6 +44,8 @@
 #include "../src/lib/util.h"
 
 static const char *rootfs;
+static char *default_cmd[] = {"/bin/true", NULL};
+static char **floor_cmd = default_cmd;
 
 static void die(const char *what)
 {
@@ -63,8 +72,7 @@ static void floor_child(int pipefd, bool user)
 		die("umount");
 	if (chdir("/") < 0)
 		die("chdir /");
-	char *argv[] = {"/bin/true", NULL};
-	execve("/bin/true", argv, (char *[]){NULL});
+	execve(floor_cmd[0], floor_cmd, (char *[]){NULL});
 	die("execve");
 }
 
@@ -164,6 +172,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "--floor-once") == 0) {
 		rootfs = argv[2];
+		if (argc > 3)
+			floor_cmd = argv + 3;
 		return run_floor(true) == 0 ? 0 : 1;
 	}
 	if (argc < 2) {
