@@ -17,6 +17,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,14 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 
 	if (r == 0 && (r = mkdir_p(mp, 0700)) < 0)
 		r = mz_error_sys(err, -r, "cannot make %s", mp);
+	/* The tree is mounted in a mount namespace of this supervisor's own.  A
+	 * domain's mount namespace starts as a copy of its supervisor's: were
+	 * every domain's tree in the host's, each start would copy all of them
+	 * (measured: a start 7.8 ms at 100 domains, 11.2 ms at 1000, and the
+	 * copies' memory).  And a supervisor that dies leaves no dead mount. */
+	if (r == 0 &&
+	    (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
+		r = mz_error_sys(err, errno, "cannot make the supervisor's mount namespace");
 	if (r == 0 && o->log) {
 		cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
 		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

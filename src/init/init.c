@@ -465,7 +465,13 @@ int main(int argc, char **argv)
 		struct service *s = &services[i];
 		if (s->main && s->pid > 0) {
 			/* --main-pid: the spawner started it (our child) in parallel
-			 * with our exec; it may even be gone already. */
+			 * with our exec; it may even be gone already (a zombie). */
+			siginfo_t si;
+			if (waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+			    errno == ECHILD) {
+				say(ECHILD, "--main-pid %d is not a child of mezzo-init", (int)s->pid);
+				return MZ_INIT_EXIT_NOTFOUND;
+			}
 			reap();
 			continue;
 		}
