@@ -78,6 +78,32 @@ static const char schema_sql[] =
 	"  sup_pid INTEGER NOT NULL DEFAULT 0, sup_start INTEGER NOT NULL DEFAULT 0,"
 	"  init_pid INTEGER NOT NULL DEFAULT 0,"
 	"  exit_status INTEGER NOT NULL DEFAULT -1);"
+	/* Virtual LANs (src/net/): ids are never reused, because they name
+	 * bridges and veths in the kernel, where a crash can leave one behind. */
+	"CREATE TABLE IF NOT EXISTS lan("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  net4 INTEGER NOT NULL, len4 INTEGER NOT NULL,"   /* host byte order */
+	"  net6 BLOB, len6 INTEGER NOT NULL DEFAULT 0,"     /* len6 0: no IPv6 */
+	"  nat INTEGER NOT NULL DEFAULT 0, isolated INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  hosts_gen INTEGER NOT NULL DEFAULT 0);"         /* +1 when its leases change */
+	/* A domain's address on a LAN, kept until the domain is removed. */
+	"CREATE TABLE IF NOT EXISTS lease("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  lan INTEGER NOT NULL REFERENCES lan(id),"
+	"  domain TEXT NOT NULL, nic INTEGER NOT NULL,"   /* ethNIC in the domain */
+	"  ip4 INTEGER NOT NULL, ip6 BLOB, mac TEXT NOT NULL,"
+	"  attached INTEGER NOT NULL DEFAULT 0,"           /* rules may be in the kernel */
+	"  veth TEXT,"                                     /* host end, last attached */
+	"  rundir TEXT,"                                   /* where its hosts file is */
+	"  hosts_gen INTEGER NOT NULL DEFAULT 0,"          /* the LAN's, when last written */
+	"  UNIQUE(lan, ip4), UNIQUE(lan, mac), UNIQUE(lan, domain), UNIQUE(domain, nic));"
+	"CREATE TABLE IF NOT EXISTS portfwd("
+	"  proto INTEGER NOT NULL, host_port INTEGER NOT NULL,"
+	"  domain TEXT NOT NULL, domain_port INTEGER NOT NULL,"
+	"  PRIMARY KEY(proto, host_port)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS portfwd_domain ON portfwd(domain);"
 	/* Refcounts are kept by the database itself, so no code path can forget. */
 	"CREATE TRIGGER IF NOT EXISTS inode_ref_ins AFTER INSERT ON inode"
 	"  WHEN NEW.object IS NOT NULL BEGIN"
@@ -93,8 +119,8 @@ static const char schema_sql[] =
 static void store_flush_unlinks(mz_store *s);
 static int store_sync_wal(mz_store *s, mz_error_t *err);
 
-#define MZ_SCHEMA_VERSION 1
-#define MZ_SCHEMA_VERSION_STR "1"
+#define MZ_SCHEMA_VERSION 2
+#define MZ_SCHEMA_VERSION_STR "2"
 
 /* PRAGMA user_version: the schema is made once, not parsed at every open. */
 static int schema_version(mz_store *s)
