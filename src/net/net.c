@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -358,7 +357,7 @@ static void sysctl_set(const char *path, const char *value)
 /* Make a LAN's bridge (and the rule set, if it is not there): the slow path
  * of an attach, once per LAN and boot. */
 static int bridge_make(mz_store *s, struct mz_nl *nl, const struct mz_lan_rec *lan,
-		       const char *br, int *ifindex, bool *rebuilt, mz_error_t *err)
+		       const char *br, int *ifindex, mz_error_t *err)
 {
 	/* The host's routes may have changed since the LAN was made. */
 	struct mz_cidr *routes = NULL, c4, c6;
@@ -383,7 +382,6 @@ static int bridge_make(mz_store *s, struct mz_nl *nl, const struct mz_lan_rec *l
 	/* the filter first: the bridge never runs without it */
 	if ((r = nft_rebuild(s, err)) < 0)
 		return r;
-	*rebuilt = true;
 	/* 02:6d and the host's address on the LAN, as a domain's MAC is made
 	 * from its own: unique on the LAN. */
 	uint8_t mac[6] = {0x02, 0x6d};
@@ -578,22 +576,6 @@ static int domain_elems(mz_store *s, const char *domain, struct mz_lease_rec *v,
 	return mz_nft_run(cmds, what, NULL, err);
 }
 
-/* An nft run on a thread of its own.  Most of a first run in a process is
- * libnftables' start (loading, ~0.4 ms; its caches' first page faults,
- * ~0.5 ms): it runs while the veths are made. */
-struct nft_job {
-	const char *cmds, *what;
-	int r;
-	mz_error_t err;
-};
-
-static void *nft_job_run(void *arg)
-{
-	struct nft_job *j = arg;
-	j->r = mz_nft_run(j->cmds, j->what, NULL, &j->err);
-	return NULL;
-}
-
 int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *rundir,
 		  mz_error_t *err)
 {
@@ -629,7 +611,6 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 			r = mz_lan_rec_get_id(s, v[i].lan, &nics[i].lan, err);
 	}
 	struct mz_nl nl = {0};
-	bool rebuilt = false;
 	if (r == 0)
 		r = mz_nl_open(&nl, -1, err);
 	for (size_t i = 0; i < n && r == 0; i++)
@@ -643,13 +624,6 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 			r = mz_lease_attach(s, v[i].id, v[i].veth, rundir, err);
 		r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
 	}
-	struct nft_job job = {.cmds = cmds, .what = "load the domain's filter"};
-	pthread_t th;
-	bool threaded = false;
-	if (r == 0 && cmds)
-		threaded = pthread_create(&th, NULL, nft_job_run, &job) == 0;
-	if (r == 0 && cmds && !threaded)
-		nft_job_run(&job);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char br[16];
 		struct mz_nl_link l;
@@ -659,7 +633,7 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 		if (r == 0)
 			master = l.ifindex;
 		else if (r == -ENODEV)
-			r = bridge_make(s, &nl, &nics[i].lan, br, &master, &rebuilt, err);
+			r = bridge_make(s, &nl, &nics[i].lan, br, &master, err);
 		if (r == 0)
 			r = veth_make(&nl, &nics[i], master, netns_fd, err);
 	}
@@ -670,20 +644,26 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 	if (r == 0)
 		r = mz_hosts_write(s, domain, rundir, err);
 	t3 = mono_ns();
-	if (threaded)
-		pthread_join(th, NULL);
-	if (r == 0 && job.r == -ENOENT && rebuilt) {
-		/* ran before the new bridge's rebuild, which loaded ours too */
-	} else if (r == 0 && job.r == -ENOENT) {
-		/* The table went (a firewall reload flushes the rule set): put
-		 * all of it back, ours included (our leases are attached). */
-		mz_warn("net: mezzo's nftables tables were gone; loading them again");
-		r = nft_rebuild(s, err);
-	} else if (r == 0 && job.r < 0) {
-		r = mz_error(err, -job.r, "%s", job.err ? job.err->msg : "?");
+	/* The elements go in last: until then the veth's traffic is dropped
+	 * (the checks fail closed), never let through unchecked.  The first
+	 * run of a process costs ~1.4 ms more than the next ones (see
+	 * mz_net_prepare); on a thread beside the veths' making, it made the
+	 * whole slower here (2 CPUs): the two contend for the process's
+	 * memory map while libnftables loads and faults in its caches. */
+	if (r == 0 && cmds) {
+		mz_error_t e = NULL;
+		r = mz_nft_run(cmds, "load the domain's filter", NULL, &e);
+		if (r == -ENOENT) {
+			/* The table went (a firewall reload flushes the rule
+			 * set): all of it back, ours included (attached). */
+			mz_warn("net: mezzo's nftables tables were gone; loading them again");
+			r = nft_rebuild(s, err);
+		} else if (r < 0) {
+			mz_error(err, -r, "%s", e ? e->msg : "?");
+		}
+		mz_error_release(&e);
 	}
-	mz_error_release(&job.err);
-	mz_debug("net: attach %s: veths %.3f ms, inside %.3f, hosts %.3f, nft wait %.3f", domain,
+	mz_debug("net: attach %s: veths %.3f ms, inside %.3f, hosts %.3f, nft %.3f", domain,
 		 (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (mono_ns() - t3) / 1e6);
 	if (r < 0) {
 		/* Undo: nothing of a failed start may stay in the kernel. */

@@ -61,7 +61,7 @@ void mz_net_veth_name(mz_store *s, int64_t lease_id, char variant, char out[16])
 /* Run a buffer of nft commands as one transaction; what: for the message.
  * output (optional) gets what the commands printed (malloc'ed). */
 int mz_nft_run(const char *cmds, const char *what, char **output, mz_error_t *err);
-/* Load libnftables, make its context and warm its caches with a dry run
+/* Load libnftables, make its context and warm its caches with a run
  * against the store's tables (tag); -errno if any of it failed. */
 int mz_nft_warm(const char *tag);
 

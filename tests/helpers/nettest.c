@@ -12,7 +12,8 @@
  *                                         DIR/resolv.conf over /etc's);
  *                                         exits at end of input
  *   nettest plan ROOT DOMAIN LAN[,LAN..] [PORTFWD...]
- *   nettest attach ROOT DOMAIN PID RUNDIR
+ *   nettest attach ROOT DOMAIN PID RUNDIR [--prepare]
+ *                                         prints how long the attach took
  *   nettest detach|forget ROOT DOMAIN
  *   nettest cleanup ROOT
  *   nettest nft CMDS                      run nft commands, print the output
@@ -50,6 +51,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,13 +510,16 @@ static int plan(const char *root, const char *domain, char *lanlist, char **fwd,
 	return 0;
 }
 
-static int attach(const char *root, const char *domain, pid_t pid, const char *rundir)
+static int attach(const char *root, const char *domain, pid_t pid, const char *rundir,
+		  bool prepare)
 {
 	cleanup_store mz_store *s = open_store(root);
 	mz_error_t err = NULL;
 	cleanup_close int fd = ns_open(pid, "net");
 	if (fd < 0 || mkdir_p(rundir, 0755) < 0)
 		return fail(NULL);
+	if (prepare)
+		mz_net_prepare(s);
 	double t0 = now_ms();
 	if (mz_net_attach(s, domain, fd, rundir, &err) < 0)
 		return fail(&err);
@@ -522,36 +527,47 @@ static int attach(const char *root, const char *domain, pid_t pid, const char *r
 	return 0;
 }
 
-/* A child in a network namespace of its own (lo up), until *release is
+/* Run this program with args (posix_spawn: no fork, so no copy-on-write
+ * of the caller's warm memory to fault in again afterwards); *in and *out
+ * get pipes to its stdin and from its stdout. */
+static pid_t self_spawn(char *const *args, int *in, int *out)
+{
+	int pi[2], po[2];
+	if (pipe2(pi, O_CLOEXEC) < 0 || pipe2(po, O_CLOEXEC) < 0)
+		return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pi[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+	pid_t pid;
+	extern char **environ;
+	int r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pi[0]);
+	close(po[1]);
+	if (r != 0)
+		return -1;
+	*in = pi[1];
+	*out = po[0];
+	return pid;
+}
+
+/* A holder (network and mount namespaces of its own) until *release is
  * closed; returns its pid once the namespace is there. */
 static pid_t netns_child(int *release)
 {
-	int p[2], ready[2];
-	if (pipe(p) < 0 || pipe(ready) < 0)
+	char *args[] = {"nettest", "holder", NULL};
+	int out;
+	pid_t c = self_spawn(args, release, &out);
+	if (c < 0)
 		return -1;
-	pid_t c = fork();
-	if (c == 0) {
-		close(p[1]);
-		close(ready[0]);
-		if (unshare(CLONE_NEWNET) < 0 || lo_up() < 0)
-			_exit(1);
-		close(ready[1]);
-		char x;
-		if (read(p[0], &x, 1) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	close(p[0]);
-	close(ready[1]);
-	char x;
-	if (read(ready[0], &x, 1) < 0)
-		return -1;
-	close(ready[0]);
-	*release = p[1];
-	return c;
+	char buf[32] = "";
+	ssize_t n = read(out, buf, sizeof(buf) - 1);
+	close(out);
+	return n > 0 ? c : -1;
 }
 
-/* One attach timed, in this process (mode 'w') or in a fresh one, as a
+/* One attach timed, in this process (mode 'w', 'r') or in a new one, as a
  * supervisor does it: without ('c') or after ('p') mz_net_prepare. */
 static double attach_timed(mz_store *s, const char *root, const char *dom, pid_t ns,
 			   const char *rundir, char mode)
@@ -567,29 +583,21 @@ static double attach_timed(mz_store *s, const char *root, const char *dom, pid_t
 		close(fd);
 		return r < 0 ? (fail(&err), -1) : t;
 	}
-	int pp[2];
-	if (pipe(pp) < 0)
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)ns);
+	char *args[] = {"nettest", "attach", (char *)root, (char *)dom, pid, (char *)rundir,
+			mode == 'p' ? "--prepare" : NULL, NULL};
+	int in, out;
+	pid_t c = self_spawn(args, &in, &out);
+	if (c < 0)
 		return -1;
-	pid_t c = fork();
-	if (c == 0) {
-		mz_store *cs = open_store(root);
-		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (mode == 'p')
-			mz_net_prepare(cs);
-		double t0 = now_ms();
-		int r = mz_net_attach(cs, dom, fd, rundir, &err);
-		double t = r < 0 ? (fail(&err), -1) : now_ms() - t0;
-		if (write(pp[1], &t, sizeof(t)) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	close(pp[1]);
-	double t = -1;
-	if (read(pp[0], &t, sizeof(t)) != sizeof(t))
-		t = -1;
-	close(pp[0]);
-	waitpid(c, NULL, 0);
-	return t;
+	close(in);
+	char buf[64] = "";
+	ssize_t n = read(out, buf, sizeof(buf) - 1);
+	close(out);
+	int st;
+	waitpid(c, &st, 0);
+	return n > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? atof(buf) : -1;
 }
 
 /* Until the domain's veths are gone (the kernel destroys a dead
@@ -652,6 +660,7 @@ static int bench(const char *root, int n)
 		     {'w', "warm process"},
 		     {'r', "warm process, restart at once"}};
 	double *t = xcalloc((size_t)n, sizeof(double));
+	double *td = xcalloc((size_t)n, sizeof(double));
 	for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
 		for (int i = 0; i < n; i++) {
 			int rel;
@@ -659,7 +668,9 @@ static int bench(const char *root, int n)
 			if (c < 0)
 				return fail(NULL);
 			t[i] = attach_timed(s, root, "bench0", c, rundir, modes[m].mode);
+			double t0 = now_ms();
 			int r = t[i] < 0 ? -1 : mz_net_detach(s, "bench0", &err);
+			td[i] = now_ms() - t0;
 			close(rel);
 			waitpid(c, NULL, 0);
 			if (r < 0)
@@ -676,8 +687,14 @@ static int bench(const char *root, int n)
 		qsort(t, (size_t)n, sizeof(double), cmp_double);
 		printf("attach, %-36s median %.3f ms, p10 %.3f, p90 %.3f (n=%d)\n", modes[m].what,
 		       t[n / 2], t[n / 10], t[n * 9 / 10], n);
+		if (modes[m].mode == 'w') {
+			qsort(td, (size_t)n, sizeof(double), cmp_double);
+			printf("detach, %-36s median %.3f ms, p10 %.3f, p90 %.3f (n=%d)\n",
+			       modes[m].what, td[n / 2], td[n / 10], td[n * 9 / 10], n);
+		}
 	}
 	free(t);
+	free(td);
 	close(rel1);
 	waitpid(peer, NULL, 0);
 	if (mz_net_forget_domain(s, "bench0", &err) < 0 ||
@@ -716,8 +733,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "plan") == 0 && argc >= 5)
 		return plan(root, argv[3], argv[4], argv + 5, argc - 5);
-	if (strcmp(cmd, "attach") == 0 && argc == 6)
-		return attach(root, argv[3], atoi(argv[4]), argv[5]);
+	if (strcmp(cmd, "attach") == 0 && (argc == 6 || (argc == 7 && !strcmp(argv[6], "--prepare"))))
+		return attach(root, argv[3], atoi(argv[4]), argv[5], argc == 7);
 	if (strcmp(cmd, "bench") == 0 && argc == 4)
 		return bench(root, atoi(argv[3]));
 	cleanup_store mz_store *s = open_store(root);
