@@ -284,9 +284,12 @@ static const struct mz_lease_rec *fwd_target(const struct mz_lease_rec *v, size_
 static void put_domain(FILE *f, mz_store *s, const char *tag, const struct mz_lease_rec *v,
 		       size_t n, const struct mz_fwd_rec *fw, size_t nfw, bool add)
 {
-	for (size_t i = 0; i < n; i++)
-		if (v[i].veth[0])
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].veth[0]) {
 			mz_nft_put_lease(f, tag, &v[i], v[i].veth, add);
+			mz_nft_put_rate(f, tag, &v[i], v[i].veth, add);
+		}
+	}
 	for (size_t i = 0; i < nfw; i++) {
 		const struct mz_lease_rec *to = fwd_target(v, n, fw[i].domain);
 		if (to)
@@ -429,7 +432,6 @@ static int bridge_make(mz_store *s, struct mz_nl *nl, const struct mz_lan_rec *l
 struct nic {
 	struct mz_lease_rec *lease;
 	struct mz_lan_rec lan;
-	struct mz_lease_rec old;   /* as last attached, if it never detached */
 	char peer[16];
 	bool made;
 };
@@ -487,7 +489,14 @@ static int veth_make(struct mz_nl *nl, struct nic *n, int master, int netns_fd, 
 			     "or %s was made meanwhile", v.name, n->peer, v.name);
 	if (r == 0)
 		n->made = true;
-	return r;
+	/* What the domain receives leaves the host end: a token bucket there
+	 * shapes it (what it sends is policed by nftables, see nft.c). */
+	struct mz_nl_link l;
+	int64_t rate = n->lease->rate_in, burst = mz_rate_burst(rate);
+	if (r == 0 && rate > 0 && (r = mz_nl_link_get(nl, v.name, &l, err)) == 0)
+		r = mz_nl_qdisc_tbf(nl, l.ifindex, (uint64_t)rate,
+				    burst > UINT32_MAX ? UINT32_MAX : (uint32_t)burst, err);
+	return r == -ENODEV ? mz_error(err, ENODEV, "%s vanished", v.name) : r;
 }
 
 /* Inside the domain: addresses, and default routes on the first NIC whose
@@ -619,10 +628,12 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 	if (r == 0)
 		r = domain_cmds(s, domain, v, n, old, nold, true, &cmds, err);
 	/* Marked before anything enters the kernel (see the top). */
+	bool marked = false;
 	if (r == 0 && (r = mz_store_begin(s, err)) == 0) {
 		for (size_t i = 0; i < n && r == 0; i++)
 			r = mz_lease_attach(s, v[i].id, v[i].veth, rundir, err);
 		r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
+		marked = r == 0;
 	}
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char br[16];
@@ -665,17 +676,22 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 	}
 	mz_debug("net: attach %s: veths %.3f ms, inside %.3f, hosts %.3f, nft %.3f", domain,
 		 (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (mono_ns() - t3) / 1e6);
-	if (r < 0) {
-		/* Undo: nothing of a failed start may stay in the kernel. */
+	if (r < 0 && marked) {
+		/* Undo: nothing of a failed start may stay in the kernel (and
+		 * what a run that never detached left goes too). */
 		for (size_t i = 0; i < n && nl.sock; i++) {
 			struct mz_nl_link l;
 			if (nics[i].made && mz_nl_link_get(&nl, v[i].veth, &l, NULL) == 0)
 				mz_nl_link_del(&nl, l.ifindex, NULL);
 		}
-		domain_elems(s, domain, v, n, false, NULL);
-		for (size_t i = 0; i < n; i++)
+		cleanup_free char *undo = NULL;
+		int x = domain_cmds(s, domain, v, n, old, nold, false, &undo, NULL);
+		if (x == 0 && undo)
+			x = mz_nft_run(undo, "remove the domain's filter", NULL, NULL);
+		/* (left attached when that failed, for 'net prune' to retry) */
+		for (size_t i = 0; i < n && (x == 0 || x == -ENOENT); i++)
 			mz_lease_detach(s, v[i].id, NULL);
-	} else {
+	} else if (r == 0) {
 		mz_hosts_refresh_stale(s, domain);
 	}
 	mz_nl_close(&nl);
@@ -684,6 +700,19 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 	free(old);
 	mz_lease_recs_free(v, n);
 	return r;
+}
+
+int mz_net_set_rates(mz_store *s, const char *domain, int64_t ingress, int64_t egress,
+		     mz_error_t *err)
+{
+	/* a token bucket counts in 32 bits of bytes per tick: ~34 GB/s */
+	const int64_t max = 1ll << 34;
+	if (ingress < 0 || egress < 0 || ingress > max || egress > max)
+		return mz_error(err, EINVAL, "a rate limit must be from 0 (none) to %lld bytes/s",
+				(long long)max);
+	if ((ingress && ingress < 1000) || (egress && egress < 1000))
+		return mz_error(err, EINVAL, "a rate limit below 1000 bytes/s would stall TCP");
+	return mz_lease_set_rates(s, domain, ingress, egress, err);
 }
 
 /* ---- detach, forget ------------------------------------------------------ */

@@ -89,6 +89,14 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
  * left for the attach to report. */
 void mz_net_prepare(mz_store *s);
 
+/* Bandwidth limits of a domain, in bytes per second (0: none), for each of
+ * its NICs, from its next attach on: what it receives is shaped by a token
+ * bucket (tc tbf) on its veth's host end; what it sends is policed
+ * (dropped above the rate) by nftables on its bridge port.  EINVAL below
+ * 1000 bytes/s or above 2^34. */
+int mz_net_set_rates(mz_store *s, const char *domain, int64_t ingress, int64_t egress,
+		     mz_error_t *err);
+
 /* At stop: the domain's filter elements and forwards go (its traffic is
  * dropped from then on, whatever is left).  Its veth pair is destroyed by the
  * kernel with the network namespace, asynchronously: nothing is deleted

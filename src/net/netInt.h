@@ -75,6 +75,15 @@ void mz_nft_put_lan(FILE *f, const char *tag, const struct mz_lan_rec *l, const 
 /* Elements of a lease: what its veth may send as. */
 void mz_nft_put_lease(FILE *f, const char *tag, const struct mz_lease_rec *l, const char *veth,
 		      bool add);
+/* The burst allowed above a rate limit (bytes/s): 50 ms at the rate, 16 KiB
+ * (a few full frames) at least. */
+static inline int64_t mz_rate_burst(int64_t rate)
+{
+	return rate / 20 > 16384 ? rate / 20 : 16384;
+}
+/* The egress limit of a lease (nothing if it has none). */
+void mz_nft_put_rate(FILE *f, const char *tag, const struct mz_lease_rec *l, const char *veth,
+		     bool add);
 /* Elements of a port forward to a lease's addresses. */
 void mz_nft_put_fwd(FILE *f, const char *tag, const struct mz_fwd_rec *fw,
 		    const struct mz_lease_rec *to, bool add);

@@ -170,6 +170,8 @@ void mz_nft_put_base(FILE *f, const char *tag)
 		"  set nd6 { typeof iifname . @th,64,128; }\n"
 		/* for mz_nft_warm, matched by nothing */
 		"  set warm { type ifname; }\n"
+		/* the egress limit of a veth: a named limit object */
+		"  map egress { type ifname : limit; }\n"
 		"  chain prerouting { type filter hook prerouting priority -300; policy accept; }\n"
 		"}\n"
 		"flush chain bridge %1$s prerouting\n"
@@ -184,6 +186,7 @@ void mz_nft_put_base(FILE *f, const char *tag)
 		"    icmpv6 type { nd-router-advert, nd-redirect } drop\n"
 		"    icmp type redirect drop\n"
 		"    ether type != { ip, ip6, arp } drop\n"
+		"    limit name iifname map @egress drop\n"
 		"  }\n"
 		"}\n",
 		tag);
@@ -315,6 +318,22 @@ void mz_nft_put_lease(FILE *f, const char *tag, const struct mz_lease_rec *l, co
 		snprintf(e, sizeof(e), "\"%s\" . %s", veth, llx);
 		put_elem(f, add, "bridge", tag, "nd6", e, NULL);
 	}
+}
+
+void mz_nft_put_rate(FILE *f, const char *tag, const struct mz_lease_rec *l, const char *veth,
+		     bool add)
+{
+	if (l->rate_out <= 0)
+		return;
+	int64_t burst = mz_rate_burst(l->rate_out);
+	fprintf(f, "add limit bridge %s l%lld { rate over %lld bytes/second burst %lld bytes }\n",
+		tag, (long long)l->id, (long long)l->rate_out, (long long)burst);
+	char e[64], lim[32];
+	snprintf(e, sizeof(e), "\"%s\"", veth);
+	snprintf(lim, sizeof(lim), "\"l%lld\"", (long long)l->id);
+	put_elem(f, add, "bridge", tag, "egress", e, lim);
+	if (!add)
+		fprintf(f, "delete limit bridge %s l%lld\n", tag, (long long)l->id);
 }
 
 void mz_nft_put_fwd(FILE *f, const char *tag, const struct mz_fwd_rec *fw,

@@ -161,7 +161,7 @@ int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err)
 
 #define LEASE_COLS                                                                      \
 	"l.id, l.lan, l.domain, l.nic, l.ip4, l.ip6, l.mac, l.attached, l.rundir, "       \
-	"l.hosts_gen, n.hosts_gen, l.veth"
+	"l.hosts_gen, n.hosts_gen, l.veth, l.rate_in, l.rate_out"
 #define LEASE_FROM " FROM lease l JOIN lan n ON n.id = l.lan "
 
 static void lease_from_row(sqlite3_stmt *st, struct mz_lease_rec *r)
@@ -188,6 +188,8 @@ static void lease_from_row(sqlite3_stmt *st, struct mz_lease_rec *r)
 	r->lan_gen = sqlite3_column_int64(st, 10);
 	const char *veth = (const char *)sqlite3_column_text(st, 11);
 	snprintf(r->veth, sizeof(r->veth), "%s", veth ? veth : "");
+	r->rate_in = sqlite3_column_int64(st, 12);
+	r->rate_out = sqlite3_column_int64(st, 13);
 }
 
 void mz_lease_recs_free(struct mz_lease_rec *v, size_t n)
@@ -382,6 +384,16 @@ int mz_lease_set_hosts_gen(mz_store *s, int64_t id, int64_t gen, mz_error_t *err
 	sqlite3_bind_int64(st, 1, gen);
 	sqlite3_bind_int64(st, 2, id);
 	return store_step_done(s, st, err, "update lease");
+}
+
+int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
+		       mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(s, "UPDATE lease SET rate_in = ?, rate_out = ? WHERE domain = ?");
+	sqlite3_bind_int64(st, 1, in);
+	sqlite3_bind_int64(st, 2, out);
+	sqlite3_bind_text(st, 3, domain, -1, SQLITE_STATIC);
+	return store_step_done(s, st, err, "set rates");
 }
 
 int mz_lease_forget(mz_store *s, const char *domain, mz_error_t *err)

@@ -98,6 +98,8 @@ static const char schema_sql[] =
 	"  veth TEXT,"                                     /* host end, last attached */
 	"  rundir TEXT,"                                   /* where its hosts file is */
 	"  hosts_gen INTEGER NOT NULL DEFAULT 0,"          /* the LAN's, when last written */
+	"  rate_in INTEGER NOT NULL DEFAULT 0,"            /* bytes/s, 0: no limit */
+	"  rate_out INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE(lan, ip4), UNIQUE(lan, mac), UNIQUE(lan, domain), UNIQUE(domain, nic));"
 	"CREATE TABLE IF NOT EXISTS portfwd("
 	"  proto INTEGER NOT NULL, host_port INTEGER NOT NULL,"

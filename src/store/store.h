@@ -321,6 +321,7 @@ struct mz_lease_rec {
 	char *rundir;              /* where its hosts file is (NULL: none yet) */
 	int64_t hosts_gen;         /* its LAN's hosts_gen when its file was written */
 	int64_t lan_gen;           /* its LAN's hosts_gen as this record was read */
+	int64_t rate_in, rate_out; /* bandwidth limits, bytes/s (0: none) */
 };
 
 /* Hand domain's NIC nic the lowest free address of lan (and the IPv6
@@ -344,6 +345,9 @@ int mz_lease_attach(mz_store *s, int64_t id, const char *veth, const char *rundi
 int mz_lease_detach(mz_store *s, int64_t id, mz_error_t *err);
 /* The lease's hosts file was written from the leases of generation gen. */
 int mz_lease_set_hosts_gen(mz_store *s, int64_t id, int64_t gen, mz_error_t *err);
+/* Bandwidth limits (bytes/s, 0: none) of every lease of a domain. */
+int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
+		       mz_error_t *err);
 /* Drop every lease and port forward of a domain. */
 int mz_lease_forget(mz_store *s, const char *domain, mz_error_t *err);
 void mz_lease_recs_free(struct mz_lease_rec *v, size_t n);

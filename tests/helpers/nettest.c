@@ -14,6 +14,7 @@
  *   nettest plan ROOT DOMAIN LAN[,LAN..] [PORTFWD...]
  *   nettest attach ROOT DOMAIN PID RUNDIR [--prepare]
  *                                         prints how long the attach took
+ *   nettest rates ROOT DOMAIN IN OUT      bandwidth limits, bytes/s
  *   nettest detach|forget ROOT DOMAIN
  *   nettest cleanup ROOT
  *   nettest nft CMDS                      run nft commands, print the output
@@ -26,6 +27,9 @@
  *                                         TOKEN "peer": their address);
  *                                         UDP: print "from ADDR" for each
  *                                         datagram
+ *       blast HOST PORT BYTES             send BYTES over TCP to a drain
+ *                                         server, print the seconds taken
+ *       drain PORT                        take everything, answer "done"
  *       setmac IF MAC                     change a link's MAC
  *       arp IF SENDER_IP TARGET_IP        broadcast an ARP request that says
  *                                         SENDER_IP is at IF's MAC
@@ -363,6 +367,63 @@ static int probe_serve(int argc, char **argv)
 	}
 }
 
+static int probe_blast(int argc, char **argv)
+{
+	if (argc != 3)
+		return usage();
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	if (resolve(argv[0], AF_INET, &to, &tolen) < 0)
+		return 1;
+	set_port(&to, atoi(argv[1]));
+	long total = atol(argv[2]);
+	int fd = socket(to.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = 60};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&to, tolen) < 0)
+		return perror("blast: connect"), 1;
+	static char buf[65536];
+	double t0 = now_ms();
+	for (long sent = 0; sent < total;) {
+		size_t k = total - sent > (long)sizeof(buf) ? sizeof(buf) : (size_t)(total - sent);
+		ssize_t w = write(fd, buf, k);
+		if (w <= 0)
+			return perror("blast: write"), 1;
+		sent += w;
+	}
+	shutdown(fd, SHUT_WR);
+	char reply[16] = "";
+	if (read(fd, reply, sizeof(reply) - 1) <= 0)
+		return perror("blast: read"), 1;
+	printf("%.3f\n", (now_ms() - t0) / 1000);
+	return 0;
+}
+
+static int probe_drain(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[0]))};
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0)
+		return perror("drain"), 1;
+	printf("listening\n");
+	fflush(stdout);
+	static char buf[65536];
+	for (;;) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		while (read(c, buf, sizeof(buf)) > 0)
+			;
+		if (write(c, "done", 4) < 0)
+			perror("drain: write");
+		close(c);
+	}
+}
+
 static int probe_setmac(int argc, char **argv)
 {
 	if (argc != 2)
@@ -478,6 +539,10 @@ static int in_ns(int argc, char **argv)
 		return probe_serve(argc, argv);
 	if (strcmp(p, "setmac") == 0)
 		return probe_setmac(argc, argv);
+	if (strcmp(p, "blast") == 0)
+		return probe_blast(argc, argv);
+	if (strcmp(p, "drain") == 0)
+		return probe_drain(argc, argv);
 	if (strcmp(p, "arp") == 0)
 		return probe_arp(argc, argv);
 	if (strcmp(p, "arpwatch") == 0)
@@ -741,6 +806,8 @@ int main(int argc, char **argv)
 	int r = 0;
 	if (strcmp(cmd, "detach") == 0 && argc == 4)
 		r = mz_net_detach(s, argv[3], &err);
+	else if (strcmp(cmd, "rates") == 0 && argc == 6)
+		r = mz_net_set_rates(s, argv[3], atoll(argv[4]), atoll(argv[5]), &err);
 	else if (strcmp(cmd, "forget") == 0 && argc == 4)
 		r = mz_net_forget_domain(s, argv[3], &err);
 	else if (strcmp(cmd, "cleanup") == 0 && argc == 3) {

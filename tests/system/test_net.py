@@ -617,3 +617,37 @@ def test_two_lans_two_nics(mezzo, net):
     hosts = open(os.path.join(b.rundir, "hosts")).read()
     back_ip = [m for m in net.inspect("back")["members"] if m["domain"] == "a"][0]["ipv4"]
     assert f"{back_ip}\ta\n" in hosts
+
+
+def test_rate_limits(mezzo, net):
+    net.lan("web")
+    a = net.domain("a", ["web"])
+    b = net.domain("b", ["web"])
+    c = net.domain("c", ["web"], attach=False)
+    nettest("rates", mezzo.root, "c", "2000000", "1000000")
+    c.attach()
+    for d in (a, b, c):
+        p = subprocess.Popen([NETTEST, "in", str(d.pid), "drain", "9000"],
+                             stdout=subprocess.PIPE, text=True, env=ENV)
+        assert p.stdout.readline().strip() == "listening"
+        d.servers.append(p)
+    size = str(3 * 1000 * 1000)
+    # unlimited: a few ms
+    assert float(a.ok("blast", "b", "9000", size)) < 0.5
+    # c sends at most 1 MB/s (policed): 3 MB take 2 s and more
+    t = float(c.ok("blast", "a", "9000", size))
+    assert 1.8 < t < 30, t
+    # c receives at most 2 MB/s (shaped): 3 MB take 1 s and more
+    t = float(a.ok("blast", "c", "9000", size))
+    assert 0.9 < t < 15, t
+    veth = c.lease()["veth"]
+    qd = subprocess.run(["tc", "qdisc", "show", "dev", veth], capture_output=True,
+                        text=True).stdout
+    assert "tbf" in qd and "rate 16Mbit" in qd, qd
+    assert f'"{veth}" : "l' in net.nft(f"list map bridge {net.tag} egress")
+    # detached: the policer goes with the domain's other elements
+    nettest("detach", mezzo.root, "c")
+    assert veth not in net.nft(f"list map bridge {net.tag} egress")
+    assert "limit l" not in net.nft(f"list table bridge {net.tag}")
+    p = nettest("rates", mezzo.root, "c", "10", "0", check=False)
+    assert p.returncode != 0 and "stall TCP" in p.stderr
