@@ -973,9 +973,12 @@ static int cleanup_locked(mz_store *s, int *removed, mz_error_t *err)
 			bridges -= kind == 'b';
 		}
 	}
-	/* No bridge left: nothing to filter, no tables (the next bridge made
-	 * loads them again). */
-	if (r == 0 && bridges == 0) {
+	/* Bridges left: the rule set whole again (a firewall reload may have
+	 * flushed it, leaving running domains unfiltered).  None: nothing to
+	 * filter, no tables (the next bridge made loads them again). */
+	if (r == 0 && bridges > 0) {
+		r = nft_rebuild(s, err);
+	} else if (r == 0) {
 		char tag[8];
 		mz_net_tag(s, tag);
 		cleanup_free char *cmds = NULL;

@@ -109,8 +109,9 @@ int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err);
 
 /* After a crash: filter elements of leases whose veth is gone, veths of the
  * store's whose lease is gone or whose domain is a stopped catalog domain,
- * bridges of LANs that are gone, and, once the store has no bridge left, its
- * nftables tables.  Deletes interfaces synchronously (~20 ms each): never
+ * bridges of LANs that are gone; then the rule set is loaded again whole
+ * (after a firewall reload flushed it), or, once the store has no bridge
+ * left, its nftables tables go.  Deletes interfaces synchronously (~20 ms each): never
  * on a start/stop path.  *removed (optional) counts what went. */
 int mz_net_cleanup_orphans(mz_store *s, int *removed, mz_error_t *err);
 

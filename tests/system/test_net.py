@@ -651,3 +651,25 @@ def test_rate_limits(mezzo, net):
     assert "limit l" not in net.nft(f"list table bridge {net.tag}")
     p = nettest("rates", mezzo.root, "c", "10", "0", check=False)
     assert p.returncode != 0 and "stall TCP" in p.stderr
+
+
+def test_ruleset_flushed(mezzo, net):
+    """A firewall reload that flushes the rule set: the next attach, or
+    `net prune`, loads all of it again, running domains' elements included."""
+    net.lan("web", "--nat")
+    a = net.domain("a", ["web"], "18099:80")
+    b = net.domain("b", ["web"])
+    net.nft(f"delete table bridge {net.tag}; delete table inet {net.tag}")
+    assert tables_with(net.tag) == []
+    c = net.domain("c", ["web"])
+    macs = net.nft(f"list set bridge {net.tag} mac")
+    for d in (a, b, c):
+        assert d.lease()["veth"] in macs
+    assert "18099" in net.nft(f"list map inet {net.tag} fwd4")
+    assert c.ok("ping", "a") == "reply"
+    net.nft(f"delete table bridge {net.tag}; delete table inet {net.tag}")
+    mezzo.run("net", "prune")
+    macs = net.nft(f"list set bridge {net.tag} mac")
+    for d in (a, b, c):
+        assert d.lease()["veth"] in macs
+    assert b.ok("ping", "c") == "reply"

@@ -480,6 +480,19 @@ static void test_plan(void **state)
 	assert_int_equal(mz_lease_list(f->s, "c", 0, &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	mz_lease_recs_free(v, n);
+	/* rate limits: bounds, then on every lease of the domain */
+	assert_int_equal(mz_net_set_rates(f->s, "a", 999, 0, &err), -EINVAL);
+	mz_error_release(&err);
+	assert_int_equal(mz_net_set_rates(f->s, "a", 0, -1, &err), -EINVAL);
+	mz_error_release(&err);
+	assert_int_equal(mz_net_set_rates(f->s, "a", 0, (1ll << 34) + 1, &err), -EINVAL);
+	mz_error_release(&err);
+	assert_int_equal(mz_net_set_rates(f->s, "a", 1000000, 2000, &err), 0);
+	assert_int_equal(mz_lease_list(f->s, "a", 0, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		assert_true(v[i].rate_in == 1000000 && v[i].rate_out == 2000);
+	mz_lease_recs_free(v, n);
 	/* forget: leases and forwards go, the addresses are free again */
 	assert_int_equal(mz_net_forget_domain(f->s, "a", &err), 0);
 	assert_int_equal(mz_net_plan(f->s, "b", lans, 1, &p, 1, &err), 0);
