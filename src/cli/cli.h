@@ -40,5 +40,6 @@ void cli_json_str(FILE *f, const char *s);
 int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_image(struct cli *c, int argc, char **argv);
 int cmd_fs(struct cli *c, int argc, char **argv);
+int cmd_net(struct cli *c, int argc, char **argv);
 
 #endif

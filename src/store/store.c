@@ -80,6 +80,34 @@ static const char schema_sql[] =
 	"  exit_status INTEGER NOT NULL DEFAULT -1,"
 	"  services BLOB NOT NULL DEFAULT x'',"  /* see mz_domain_rec */
 	"  init_mode INTEGER NOT NULL DEFAULT 0);"
+	/* Virtual LANs (src/net/): ids are never reused, because they name
+	 * bridges and veths in the kernel, where a crash can leave one behind. */
+	"CREATE TABLE IF NOT EXISTS lan("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  net4 INTEGER NOT NULL, len4 INTEGER NOT NULL,"   /* host byte order */
+	"  net6 BLOB, len6 INTEGER NOT NULL DEFAULT 0,"     /* len6 0: no IPv6 */
+	"  nat INTEGER NOT NULL DEFAULT 0, isolated INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  hosts_gen INTEGER NOT NULL DEFAULT 0);"         /* +1 when its leases change */
+	/* A domain's address on a LAN, kept until the domain is removed. */
+	"CREATE TABLE IF NOT EXISTS lease("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  lan INTEGER NOT NULL REFERENCES lan(id),"
+	"  domain TEXT NOT NULL, nic INTEGER NOT NULL,"   /* ethNIC in the domain */
+	"  ip4 INTEGER NOT NULL, ip6 BLOB, mac TEXT NOT NULL,"
+	"  attached INTEGER NOT NULL DEFAULT 0,"           /* rules may be in the kernel */
+	"  veth TEXT,"                                     /* host end, last attached */
+	"  rundir TEXT,"                                   /* where its hosts file is */
+	"  hosts_gen INTEGER NOT NULL DEFAULT 0,"          /* the LAN's, when last written */
+	"  rate_in INTEGER NOT NULL DEFAULT 0,"            /* bytes/s, 0: no limit */
+	"  rate_out INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE(lan, ip4), UNIQUE(lan, mac), UNIQUE(lan, domain), UNIQUE(domain, nic));"
+	"CREATE TABLE IF NOT EXISTS portfwd("
+	"  proto INTEGER NOT NULL, host_port INTEGER NOT NULL,"
+	"  domain TEXT NOT NULL, domain_port INTEGER NOT NULL,"
+	"  PRIMARY KEY(proto, host_port)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS portfwd_domain ON portfwd(domain);"
 	/* Refcounts are kept by the database itself, so no code path can forget. */
 	"CREATE TRIGGER IF NOT EXISTS inode_ref_ins AFTER INSERT ON inode"
 	"  WHEN NEW.object IS NOT NULL BEGIN"
@@ -95,8 +123,8 @@ static const char schema_sql[] =
 static void store_flush_unlinks(mz_store *s);
 static int store_sync_wal(mz_store *s, mz_error_t *err);
 
-#define MZ_SCHEMA_VERSION 2
-#define MZ_SCHEMA_VERSION_STR "2"
+#define MZ_SCHEMA_VERSION 3
+#define MZ_SCHEMA_VERSION_STR "3"
 
 /* What a catalog of an older version needs beyond schema_sql (which makes
  * what is missing, but does not change tables that exist): migrations[i]
@@ -105,6 +133,8 @@ static const char *const migrations[] = {
 	/* 1 -> 2: domain services and init mode */
 	"ALTER TABLE domain ADD COLUMN services BLOB NOT NULL DEFAULT x'';"
 	"ALTER TABLE domain ADD COLUMN init_mode INTEGER NOT NULL DEFAULT 0;",
+	/* 2 -> 3: virtual LANs (new tables only: schema_sql makes them) */
+	"",
 };
 
 /* PRAGMA user_version: the schema is made once, not parsed at every open. */

@@ -298,6 +298,90 @@ void mz_service_list_free(struct mz_service_list *l);
 void mz_domain_rec_free(struct mz_domain_rec *r);
 void mz_domain_recs_free(struct mz_domain_rec *r, size_t n);
 
+/* ---- virtual LANs: their catalog records (src/net/ makes them real) ---- */
+
+/* A LAN: a subnet (IPv4, and IPv6 unless len6 is 0) and what may leave it. */
+struct mz_lan_rec {
+	int64_t id;                /* > 0, never reused: it names the bridge */
+	char name[33];
+	uint32_t net4;             /* host byte order */
+	int len4;
+	uint8_t net6[16];
+	int len6;                  /* 0: no IPv6 */
+	bool nat;                  /* outbound traffic is masqueraded */
+	bool isolated;             /* no route out at all */
+	int64_t created_ns;
+	int64_t hosts_gen;         /* grows whenever its set of leases changes */
+};
+
+/* Insert r (name, subnets, flags); out: id, created_ns.  EEXIST if the name
+ * is taken.  Subnets are the caller's to check (src/net/ does). */
+int mz_lan_rec_create(mz_store *s, struct mz_lan_rec *r, mz_error_t *err);
+int mz_lan_rec_get(mz_store *s, const char *name, struct mz_lan_rec *out, mz_error_t *err);
+int mz_lan_rec_get_id(mz_store *s, int64_t id, struct mz_lan_rec *out, mz_error_t *err);
+int mz_lan_rec_list(mz_store *s, struct mz_lan_rec **out, size_t *n, mz_error_t *err);
+/* Remove a LAN with its leases. */
+int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err);
+
+/* A domain's address on a LAN: handed out once, kept until the domain is
+ * removed, so a domain keeps its addresses and MAC across restarts. */
+struct mz_lease_rec {
+	int64_t id;                /* > 0, never reused: it names the veth */
+	int64_t lan;
+	char domain[129];
+	int nic;                   /* the domain sees it as eth<nic> */
+	uint32_t ip4;              /* host byte order */
+	uint8_t ip6[16];
+	bool has_ip6;
+	uint8_t mac[6];
+	bool attached;             /* its filter rules may be in the kernel */
+	char veth[16];             /* its host end when last attached ("": never) */
+	char *rundir;              /* where its hosts file is (NULL: none yet) */
+	int64_t hosts_gen;         /* its LAN's hosts_gen when its file was written */
+	int64_t lan_gen;           /* its LAN's hosts_gen as this record was read */
+	int64_t rate_in, rate_out; /* bandwidth limits, bytes/s (0: none) */
+};
+
+/* Hand domain's NIC nic the lowest free address of lan (and the IPv6
+ * address and MAC made from it), in a transaction of its own (nested in the
+ * caller's, if any): two processes never get one address.  ENOSPC when the
+ * LAN is full, EEXIST if the domain is on the LAN already or has that NIC. */
+int mz_lease_alloc(mz_store *s, const struct mz_lan_rec *lan, const char *domain, int nic,
+		   struct mz_lease_rec *out, mz_error_t *err);
+/* Leases of a domain (NULL: any), on a LAN (0: any), by domain and NIC. */
+int mz_lease_list(mz_store *s, const char *domain, int64_t lan, struct mz_lease_rec **out,
+		  size_t *n, mz_error_t *err);
+/* Attached leases, but domain's, whose hosts file is older than their LAN's
+ * set of leases. */
+int mz_lease_list_stale(mz_store *s, const char *except, struct mz_lease_rec **out, size_t *n,
+			mz_error_t *err);
+/* The lease is (or is no longer) attached: its filter rules may be in the
+ * kernel, for its host end veth.  Attaching records rundir and takes the
+ * LAN's current hosts_gen (the caller writes the file after this). */
+int mz_lease_attach(mz_store *s, int64_t id, const char *veth, const char *rundir,
+		    mz_error_t *err);
+int mz_lease_detach(mz_store *s, int64_t id, mz_error_t *err);
+/* The lease's hosts file was written from the leases of generation gen. */
+int mz_lease_set_hosts_gen(mz_store *s, int64_t id, int64_t gen, mz_error_t *err);
+/* Bandwidth limits (bytes/s, 0: none) of every lease of a domain. */
+int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
+		       mz_error_t *err);
+/* Drop every lease and port forward of a domain. */
+int mz_lease_forget(mz_store *s, const char *domain, mz_error_t *err);
+void mz_lease_recs_free(struct mz_lease_rec *v, size_t n);
+
+/* A port of the host forwarded to a port of a domain (on its first NIC). */
+struct mz_fwd_rec {
+	char domain[129];
+	int proto;                 /* IPPROTO_TCP or IPPROTO_UDP */
+	int host_port, domain_port;
+};
+/* EEXIST (naming the domain that has it) if the host port is taken. */
+int mz_fwd_add(mz_store *s, const struct mz_fwd_rec *f, mz_error_t *err);
+/* Forwards of a domain (NULL: all), by protocol and host port. */
+int mz_fwd_list(mz_store *s, const char *domain, struct mz_fwd_rec **out, size_t *n,
+		mz_error_t *err);
+
 /* ---- maintenance ------------------------------------------------------ */
 
 struct mz_check_report {
