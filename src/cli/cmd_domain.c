@@ -18,6 +18,7 @@
 #include "../domain/runtime.h"
 #include "../domain/supervisor.h"
 #include "../fs/fs.h"
+#include "../net/net.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "domain_opts.h"
@@ -36,6 +37,18 @@ static const char create_usage[] =
 	"  --cpus N           hard cap in hundredths of a CPU (150 = 1.5 CPUs)\n"
 	"  --io-weight N      relative I/O share, 1..10000\n"
 	"\n"
+	"Network (default: loopback only):\n"
+	"  --net LAN          put the domain on a virtual LAN ('mezzo net ls'; 'default'\n"
+	"                     is there out of the box, NAT'ed): its eth0 (the next\n"
+	"                     --net is eth1...), an address kept until 'mezzo rm', a\n"
+	"                     default route, and /etc/hosts naming the LAN's domains\n"
+	"  --net none         loopback only\n"
+	"  -p HOST:DOMAIN[/tcp|/udp]\n"
+	"                     forward the host's port (loopback and its addresses) to\n"
+	"                     the domain's eth0; repeat for more\n"
+	"  --rate-in RATE, --rate-out RATE\n"
+	"                     bandwidth limits in bytes/s (e.g. 10M)\n"
+	"\n"
 	"Init (pid 1):\n"
 	"  --service NAME=CMD a service mezzo's init runs beside the command, restarted\n"
 	"                     when it exits (after 0.25 s, doubling to 30 s); repeat for\n"
@@ -49,7 +62,7 @@ static const char create_usage[] =
 	"\n"
 	"Examples:\n"
 	"  mezzo create web --image debian --memory 512M -- /usr/sbin/nginx -g 'daemon off;'\n"
-	"  mezzo create box --service web='httpd -f -p 80' --service cron='crond -f'\n"
+	"  mezzo create box --net default -p 8080:80 --service web='httpd -f -p 80'\n"
 	"  mezzo create vm --image debian --init image\n";
 
 int cmd_create(struct cli *c, int argc, char **argv)
@@ -197,6 +210,9 @@ static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 		bool had = orphans(mz_store_root(s), name) > 0;
 		if ((r = mz_domain_reap_orphan(mz_store_root(s), name, err)) < 0)
 			return r;
+		/* its LAN filter elements, if a dead supervisor left them */
+		if ((r = mz_net_detach(s, name, err)) < 0)
+			return r;
 		if (had || quiet_if_stopped)
 			return 0;
 		return mz_error(err, EINVAL, "domain '%s' is not running", name);
@@ -331,21 +347,10 @@ int cmd_rm(struct cli *c, int argc, char **argv)
 			continue;
 		}
 		cleanup_store mz_store *s = NULL;
-		if (cli_store(c, &s, &err) < 0 || mz_domain_rec_remove(s, argv[i], &err) < 0) {
+		if (cli_store(c, &s, &err) < 0 || domain_remove(s, argv[i], &err) < 0) {
 			rc = cli_fail(&err);
 			continue;
 		}
-		cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), argv[i]);
-		/* the run directory holds only logs and an empty mount point */
-		cleanup_free char *mp = xasprintf("%s/root", dir);
-		rmdir(mp);
-		cleanup_free char *l1 = xasprintf("%s/console.log", dir);
-		cleanup_free char *l2 = xasprintf("%s/console.log.1", dir);
-		cleanup_free char *l3 = xasprintf("%s/supervisor.log", dir);
-		unlink(l1);
-		unlink(l2);
-		unlink(l3);
-		rmdir(dir);
 	}
 	return rc;
 }

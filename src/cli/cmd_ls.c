@@ -3,6 +3,7 @@
  * are and what they do.  State is read from the catalog and checked against
  * the live processes, so it is true after a crash too.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,6 +55,49 @@ static void fmt_uptime(char *buf, size_t n, const struct mz_domain_rec *r)
 		snprintf(buf, n, "%lldh", (long long)s / 3600);
 }
 
+/* The domain's addresses, from the leases of every domain (by name). */
+static void json_addrs(FILE *f, mz_store *s, const char *name, const struct mz_lease_rec *l,
+		       size_t nl)
+{
+	fprintf(f, ",\"addresses\":[");
+	bool first = true;
+	for (size_t i = 0; i < nl; i++) {
+		if (strcmp(l[i].domain, name) != 0)
+			continue;
+		struct mz_lan_rec lan;
+		char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN] = "";
+		uint32_t be = htonl(l[i].ip4);
+		inet_ntop(AF_INET, &be, a4, sizeof(a4));
+		if (l[i].has_ip6)
+			inet_ntop(AF_INET6, l[i].ip6, a6, sizeof(a6));
+		fprintf(f, "%s{\"nic\":\"eth%d\",\"lan\":", first ? "" : ",", l[i].nic);
+		cli_json_str(f, mz_lan_rec_get_id(s, l[i].lan, &lan, NULL) == 0 ? lan.name : "?");
+		fprintf(f, ",\"ipv4\":\"%s\",\"ipv6\":", a4);
+		if (l[i].has_ip6)
+			fprintf(f, "\"%s\"", a6);
+		else
+			fprintf(f, "null");
+		fprintf(f, ",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\"}", l[i].mac[0], l[i].mac[1],
+			l[i].mac[2], l[i].mac[3], l[i].mac[4], l[i].mac[5]);
+		first = false;
+	}
+	fprintf(f, "]");
+}
+
+/* The first IPv4 address of the domain (its eth0), or "-". */
+static const char *first_addr(char out[INET_ADDRSTRLEN], const char *name,
+			      const struct mz_lease_rec *l, size_t nl)
+{
+	int best = -1;
+	for (size_t i = 0; i < nl; i++)
+		if (strcmp(l[i].domain, name) == 0 && (best < 0 || l[i].nic < l[best].nic))
+			best = (int)i;
+	if (best < 0)
+		return "-";
+	uint32_t be = htonl(l[best].ip4);
+	return inet_ntop(AF_INET, &be, out, INET_ADDRSTRLEN);
+}
+
 static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
 {
 	fprintf(f, "{\"name\":");
@@ -94,7 +138,7 @@ static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
 		}
 		mz_service_list_free(&sl);
 	}
-	fprintf(f, "]}");
+	fprintf(f, "]"); /* the caller adds the addresses and closes the object */
 }
 
 static const char ls_usage[] =
@@ -102,8 +146,8 @@ static const char ls_usage[] =
 	"\n"
 	"Domains: NAME, STATE (created, starting, running, stopped, or orphaned when\n"
 	"its supervisor died), UPTIME, the init's host PID, MEMORY charged to it,\n"
-	"its number of tasks (PIDS) and the IMAGE it was made from.  --json for\n"
-	"scripts.\n";
+	"its number of tasks (PIDS), the IPv4 ADDRESS of its eth0 (when it is on a\n"
+	"LAN) and the IMAGE it was made from.  --json for scripts (all addresses).\n";
 
 int cmd_ls(struct cli *c, int argc, char **argv)
 {
@@ -117,18 +161,24 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 	cleanup_store mz_store *s = NULL;
 	struct mz_domain_rec *v = NULL;
 	size_t n = 0;
-	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_list(s, &v, &n, &err) < 0)
+	struct mz_lease_rec *l = NULL;
+	size_t nl = 0;
+	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_list(s, &v, &n, &err) < 0 ||
+	    mz_lease_list(s, NULL, 0, &l, &nl, &err) < 0)
 		return cli_fail(&err);
 	if (c->json)
 		printf("[");
 	else
-		printf("%-20s %-9s %-7s %-8s %-9s %-5s %s\n", "NAME", "STATE", "UPTIME", "PID",
-		       "MEMORY", "PIDS", "IMAGE");
+		printf("%-20s %-9s %-7s %-8s %-9s %-5s %-15s %s\n", "NAME", "STATE", "UPTIME",
+		       "PID", "MEMORY", "PIDS", "ADDRESS", "IMAGE");
 	for (size_t i = 0; i < n; i++) {
 		if (c->json) {
 			if (i)
 				printf(",");
 			json_rec(stdout, mz_store_root(s), &v[i]);
+			/* json_rec left the object open for this */
+			json_addrs(stdout, s, v[i].name, l, nl);
+			printf("}");
 			continue;
 		}
 		char up[32], pid[24] = "-";
@@ -141,12 +191,15 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 			cli_bytes(mem, st.memory_bytes);
 		if (st.pids > 0)
 			snprintf(np, sizeof(np), "%lld", (long long)st.pids);
-		printf("%-20s %-9s %-7s %-8s %-9s %-5s %s\n", v[i].name, state_of(mz_store_root(s), &v[i]), up, pid, mem,
-		       np, v[i].source);
+		char a4[INET_ADDRSTRLEN];
+		printf("%-20s %-9s %-7s %-8s %-9s %-5s %-15s %s\n", v[i].name,
+		       state_of(mz_store_root(s), &v[i]), up, pid, mem, np,
+		       first_addr(a4, v[i].name, l, nl), v[i].source);
 	}
 	if (c->json)
 		printf("]\n");
 	mz_domain_recs_free(v, n);
+	mz_lease_recs_free(l, nl);
 	return EXIT_OK;
 }
 
@@ -164,11 +217,18 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 	mz_error_t err cleanup_error = NULL;
 	cleanup_store mz_store *s = NULL;
 	struct mz_domain_rec r;
+	struct mz_lease_rec *l = NULL;
+	size_t nl = 0;
 	if (cli_store(c, &s, &err) < 0 || mz_domain_rec_get(s, argv[1], &r, &err) < 0)
 		return cli_fail(&err);
+	if (mz_lease_list(s, r.name, 0, &l, &nl, &err) < 0) {
+		mz_domain_rec_free(&r);
+		return cli_fail(&err);
+	}
 	if (c->json) {
 		json_rec(stdout, mz_store_root(s), &r);
-		printf("\n");
+		json_addrs(stdout, s, r.name, l, nl);
+		printf("}\n");
 	} else {
 		char up[32];
 		fmt_uptime(up, sizeof(up), &r);
@@ -201,8 +261,24 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 		       "io weight %lld (0 = none)\n",
 		       (long long)r.memory, (long long)r.pids, (long long)r.cpu_weight,
 		       (long long)r.cpu_quota_us, (long long)r.io_weight);
+		for (size_t i = 0; i < nl; i++) {
+			struct mz_lan_rec lan;
+			char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN] = "-";
+			uint32_t be = htonl(l[i].ip4);
+			inet_ntop(AF_INET, &be, a4, sizeof(a4));
+			if (l[i].has_ip6)
+				inet_ntop(AF_INET6, l[i].ip6, a6, sizeof(a6));
+			printf("eth%d:        %s %s on LAN %s, mac %02x:%02x:%02x:%02x:%02x:%02x\n",
+			       l[i].nic, a4, a6,
+			       mz_lan_rec_get_id(s, l[i].lan, &lan, NULL) == 0 ? lan.name : "?",
+			       l[i].mac[0], l[i].mac[1], l[i].mac[2], l[i].mac[3], l[i].mac[4],
+			       l[i].mac[5]);
+		}
+		if (nl == 0)
+			printf("network:     loopback only\n");
 	}
 	mz_domain_rec_free(&r);
+	mz_lease_recs_free(l, nl);
 	return EXIT_OK;
 }
 

@@ -30,6 +30,8 @@ static const char run_usage[] =
 	"  --image IMAGE     an image or version (see 'mezzo image ls')\n"
 	"  --memory SIZE, --pids N, --cpu-weight N, --cpus N, --io-weight N\n"
 	"                    limits, as for 'mezzo create'\n"
+	"  --net LAN, --net none, -p HOST:DOMAIN[/tcp|/udp], --rate-in R, --rate-out R\n"
+	"                    network (default: loopback only), as for 'mezzo create'\n"
 	"  --service NAME=CMD, --init mezzo|image\n"
 	"                    services and pid 1, as for 'mezzo create'\n"
 	"\n"
@@ -73,13 +75,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
 	if (o.rm) {
 		mz_error_t e2 cleanup_error = NULL;
-		if (mz_domain_rec_remove(s, o.name, &e2) < 0)
+		if (domain_remove(s, o.name, &e2) < 0)
 			fprintf(stderr, "mezzo: warning: could not remove domain %s: %s\n", o.name,
 				e2 ? e2->msg : "");
-		cleanup_free char *dir = mz_domain_run_dir(root, o.name);
-		cleanup_free char *mp = xasprintf("%s/root", dir);
-		rmdir(mp);
-		rmdir(dir);
 	}
 	mz_store_close(s);
 	return code;

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "../domain/supervisor.h"
 #include "../lib/util.h"
+#include "../net/net.h"
 
 int64_t parse_size(const char *s)
 {
@@ -164,6 +166,7 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 	o->image = "busybox";
 	o->stop_timeout_s = 10;
 	bool is_run = strcmp(cmd, "run") == 0;
+	bool net_none = false;
 	int i = 1;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
@@ -191,6 +194,28 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 				o->init_mode = MZ_INIT_IMAGE;
 			else
 				return cli_usage(cmd, "--init is 'mezzo' or 'image', not '%s'", v);
+		} else if (strcmp(a, "--net") == 0) {
+			if (o->nnets == 8)
+				return cli_usage(cmd, "at most 8 --net (eth0 to eth7)");
+			if (strcmp(v, "none") != 0) {
+				for (int k = 0; k < o->nnets; k++)
+					if (strcmp(o->nets[k], v) == 0)
+						return cli_usage(cmd, "--net %s is given twice", v);
+				o->nets[o->nnets++] = v;
+			} else {
+				net_none = true;
+			}
+		} else if (strcmp(a, "-p") == 0 || strcmp(a, "--publish") == 0) {
+			if (o->nports == 64)
+				return cli_usage(cmd, "at most 64 port forwards");
+			mz_error_t pe cleanup_error = NULL;
+			if (mz_port_fwd_parse(v, &o->ports[o->nports], &pe) < 0)
+				return cli_usage(cmd, "%s %s: %s", a, v, pe ? pe->msg : "bad port");
+			o->nports++;
+		} else if (strcmp(a, "--rate-in") == 0) {
+			r = num_opt(cmd, a, v, 1000, 1LL << 34, true, &o->rate_in);
+		} else if (strcmp(a, "--rate-out") == 0) {
+			r = num_opt(cmd, a, v, 1000, 1LL << 34, true, &o->rate_out);
 		} else if (strcmp(a, "--name") == 0) {
 			o->name = v;
 		} else if (strcmp(a, "--image") == 0) {
@@ -220,6 +245,11 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 	}
 	o->cmd = argv + i;
 	o->ncmd = argc - i;
+	if (net_none && o->nnets)
+		return cli_usage(cmd, "--net none and --net LAN exclude each other");
+	if ((o->nports || o->rate_in || o->rate_out) && o->nnets == 0)
+		return cli_usage(cmd, "port forwards and rate limits need a LAN: --net LAN "
+				      "(--net default is there out of the box)");
 	if (o->init_mode == MZ_INIT_IMAGE && o->nservices)
 		return cli_usage(cmd, "--service needs mezzo's init: the image's own init "
 				      "(--init image) runs its own services");
@@ -260,5 +290,46 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 	rec.services = o->services;
 	rec.services_len = o->services_len;
 	rec.init_mode = o->init_mode;
-	return mz_domain_rec_create(s, l.id, &rec, err);
+	/* the domain and its place on its LANs, at once or not at all */
+	r = mz_store_begin(s, err);
+	if (r == 0)
+		r = mz_domain_rec_create(s, l.id, &rec, err);
+	if (r == 0 && o->nnets)
+		r = mz_net_plan(s, o->name, o->nets, (size_t)o->nnets, o->ports,
+				(size_t)o->nports, err);
+	if (r == 0 && (o->rate_in || o->rate_out))
+		r = mz_net_set_rates(s, o->name, o->rate_in, o->rate_out, err);
+	return r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
+}
+
+int domain_remove(mz_store *s, const char *name, mz_error_t *err)
+{
+	struct mz_domain_rec rec;
+	int r = mz_domain_rec_get(s, name, &rec, err);
+	if (r < 0)
+		return r;
+	bool running = rec.sup_pid != 0;
+	mz_domain_rec_free(&rec);
+	if (running)
+		return mz_domain_rec_remove(s, name, err); /* which says why not */
+	r = mz_store_begin(s, err);
+	if (r == 0)
+		r = mz_net_forget_domain(s, name, err);
+	if (r == 0)
+		r = mz_domain_rec_remove(s, name, err);
+	r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
+	if (r < 0)
+		return r;
+	/* the run directory: logs, the LAN's files, an empty mount point */
+	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), name);
+	const char *files[] = {"console.log", "console.log.1", "supervisor.log", "hosts",
+			       "resolv.conf", "console.sock"};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		cleanup_free char *p = xasprintf("%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	cleanup_free char *mp = xasprintf("%s/root", dir);
+	rmdir(mp);
+	rmdir(dir);
+	return 0;
 }

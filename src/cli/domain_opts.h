@@ -4,6 +4,7 @@
 #ifndef MZ_CLI_DOMAIN_OPTS_H
 #define MZ_CLI_DOMAIN_OPTS_H
 
+#include "../net/net.h"
 #include "../store/store.h"
 #include "cli.h"
 
@@ -19,6 +20,11 @@ struct domain_opts {
 	size_t services_len;
 	int nservices;
 	int init_mode;           /* MZ_INIT_MEZZO or MZ_INIT_IMAGE */
+	const char *nets[8];     /* --net LAN...: its eth0, eth1, ... */
+	int nnets;
+	struct mz_port_fwd ports[64];
+	int nports;
+	int64_t rate_in, rate_out; /* bytes/s, 0: none */
 };
 void domain_opts_free(struct domain_opts *o);
 #define cleanup_domain_opts __attribute__((cleanup(domain_opts_free)))
@@ -33,6 +39,8 @@ char **split_words(const char *line);
 #define OPTS_HELP_SHOWN 1000
 int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		      struct domain_opts *o);
+/* Remove a stopped domain: its record, tree, LAN leases and run directory. */
+int domain_remove(mz_store *s, const char *name, mz_error_t *err);
 /* Make the domain record (and its tree) from the options. */
 int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err);
 /* "123", "64k", "512M", "2G" -> bytes; -1 on error. */

@@ -106,9 +106,26 @@ static int bind_file_ro(int etc, const char *name, const char *src)
 	if (r == 0 && S_ISREG(st.st_mode)) {
 		fdpath(p, (int)fd, NULL);
 		r = do_mount(src, p, NULL, MS_BIND, NULL);
-		if (r == 0)
-			r = do_mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
-						     MS_NODEV | MS_NOEXEC, NULL);
+	}
+	mz_sys(SYS_close, fd);
+	if (r < 0 || !S_ISREG(st.st_mode))
+		return (int)r;
+	/* read-only: the remount is of the new mount (a fresh fd reaches it),
+	 * repeating the flags the kernel locked on the bind */
+	fd = mz_sys(SYS_openat, etc, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return (int)fd;
+	struct statfs sf;
+	fdpath(p, (int)fd, NULL);
+	if ((r = mz_sys(SYS_fstatfs, fd, &sf)) == 0) {
+		unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+		if (sf.f_flags & ST_NOATIME)
+			fl |= MS_NOATIME;
+		if (sf.f_flags & ST_NODIRATIME)
+			fl |= MS_NODIRATIME;
+		if (sf.f_flags & ST_RELATIME)
+			fl |= MS_RELATIME;
+		r = do_mount(NULL, p, NULL, fl, NULL);
 	}
 	mz_sys(SYS_close, fd);
 	return (int)r;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "../fs/fs.h"
+#include "../net/net.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../store/store.h"
@@ -137,6 +138,80 @@ static int fs_wait(void *arg, mz_error_t *err)
 		j->err = NULL;
 	}
 	return j->r;
+}
+
+/* The tree's etc/hosts and etc/resolv.conf, made empty (root's, 0644) where
+ * missing, so that the LAN's files can be bound over them.  Before the tree
+ * is served: its server is the only writer once it runs.  A name that is
+ * there but is not a regular file is the domain's business: left alone (and
+ * then not covered, see mz_mounts_bind_files). */
+static int etc_files_ensure(mz_store *s, mz_lid tree, mz_error_t *err)
+{
+	mz_view *v = NULL;
+	int r = mz_view_open(s, tree, &v, err);
+	if (r < 0)
+		return r;
+	int64_t now = now_ns();
+	struct mz_inode a = {.mode = S_IFDIR | 0755, .atime_ns = now, .mtime_ns = now,
+			     .ctime_ns = now};
+	struct mz_inode got;
+	mz_ino etc = 0;
+	r = mz_store_begin(s, err);
+	if (r == 0) {
+		r = mz_view_lookup(v, mz_view_root(v), "etc", &etc, NULL);
+		if (r == -ENOENT && (r = mz_view_create(v, mz_view_root(v), "etc", &a, 0, NULL,
+							&got, err)) == 0)
+			etc = got.ino;
+	}
+	const char *names[] = {"hosts", "resolv.conf"};
+	a.mode = S_IFREG | 0644;
+	for (size_t i = 0; r == 0 && i < 2; i++) {
+		mz_ino ino;
+		if (mz_view_getattr(v, etc, &got, NULL) < 0 || !S_ISDIR(got.mode))
+			break; /* etc is no directory: nothing to cover */
+		r = mz_view_lookup(v, etc, names[i], &ino, NULL);
+		if (r == -ENOENT)
+			r = mz_view_create(v, etc, names[i], &a, 0, NULL, &got, err);
+	}
+	r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
+	mz_view_close(v);
+	return r;
+}
+
+/* The domain's LANs: plugged in by the runtime's network hook, between its
+ * loopback and its first process. */
+struct net_job {
+	mz_store *s;
+	const char *name, *rundir;
+};
+
+static int net_hook(void *arg, int netns_fd, mz_error_t *err)
+{
+	struct net_job *j = arg;
+	return mz_net_attach(j->s, j->name, netns_fd, j->rundir, err);
+}
+
+/* libnftables' first use in a process costs ~1.4 ms (loading, caches): done
+ * on a thread of its own while the tree is mounted and the domain made. */
+static void *net_prepare_thread(void *arg)
+{
+	mz_net_prepare(arg);
+	return NULL;
+}
+
+/* Empty files for the LAN's hosts and resolv.conf, which the runtime binds
+ * over the domain's before attach fills them in (in place: same inode). */
+static int net_files_make(const char *dir, mz_error_t *err)
+{
+	const char *names[] = {"hosts", "resolv.conf"};
+	for (size_t i = 0; i < 2; i++) {
+		cleanup_free char *p = xasprintf("%s/%s", dir, names[i]);
+		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			return mz_error_sys(err, errno, "cannot make %s", p);
+		close(fd);
+	}
+	return 0;
 }
 
 /* Say how the start went, once: the reader waits for end of file. */
@@ -396,6 +471,25 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			close(lfd);
 		}
 	}
+	/* on a LAN: the files to bind over /etc/hosts and /etc/resolv.conf
+	 * exist in the tree and in the run directory; libnftables warms up */
+	struct mz_lease_rec *leases = NULL;
+	size_t nleases = 0;
+	pthread_t nth;
+	bool net_thread = false;
+	if (r == 0)
+		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
+	mz_lease_recs_free(leases, nleases);
+	if (r == 0 && nleases) {
+		r = etc_files_ensure(s, rec.tree, err);
+		if (r == 0)
+			r = net_files_make(dir, err);
+		if (r == 0)
+			net_thread = pthread_create(&nth, NULL, net_prepare_thread, s) == 0;
+	}
+	cleanup_free char *hosts = nleases ? xasprintf("%s/hosts", dir) : NULL;
+	cleanup_free char *resolv = nleases ? xasprintf("%s/resolv.conf", dir) : NULL;
+	struct net_job nj = {.s = s, .name = o->name, .rundir = dir};
 	struct fs_job job = {
 		.root = mz_store_root(s), .mp = mp, .tree = rec.tree,
 		.fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
@@ -428,6 +522,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			.services = svc,
 			.nservices = sl.n,
 			.image_init = rec.init_mode == MZ_INIT_IMAGE,
+			.net_hook = nleases ? net_hook : NULL,
+			.net_hook_arg = &nj,
+			.hosts_file = hosts,
+			.resolv_file = resolv,
 			.tty = o->console ? true : o->tty,
 			.init_path = init,
 			.limits = {.memory_bytes = rec.memory,
@@ -440,6 +538,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		for (int i = 0; i < 3; i++)
 			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
 		r = fs_wait(&job, err);
+		if (net_thread) {
+			pthread_join(nth, NULL); /* the hook must not race its warm-up */
+			net_thread = false;
+		}
 		if (r == 0)
 			r = mz_domain_spawn(&spec, &proc, err);
 		spawned = r == 0;
@@ -492,12 +594,19 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	} else if (thread) {
 		pthread_join(th, NULL); /* it failed to mount, and has returned */
 	}
+	if (net_thread)
+		pthread_join(nth, NULL);
 	mz_error_t e3 cleanup_error = NULL;
-	if ((s || mz_store_open(o->store_root, &s, &e3) == 0) &&
-	    mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
-		mz_warn("%s", e3 ? e3->msg : "");
-	else if (s == NULL)
+	if (s == NULL && mz_store_open(o->store_root, &s, &e3) < 0) {
 		mz_warn("cannot record that %s stopped: %s", o->name, e3 ? e3->msg : "");
+	} else {
+		/* its filter elements go; its veths died with its namespace */
+		if (nleases && mz_net_detach(s, o->name, &e3) < 0)
+			mz_warn("%s", e3 ? e3->msg : "");
+		mz_error_release(&e3);
+		if (mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
+			mz_warn("%s", e3 ? e3->msg : "");
+	}
 	free_argv(argv);
 	free(svc);
 	mz_service_list_free(&sl);

@@ -1,0 +1,132 @@
+"""Domains on virtual LANs, end to end through the CLI: addresses, names,
+LANs kept apart, port forwards from the host, loopback only by default, and
+nothing of the kernel's left once domains and LANs are gone (the `net`
+fixture of test_net.py checks interfaces and nftables tables of the store).
+"""
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from test_net import net  # noqa: F401  (the fixture)
+
+SERVE = "sh -c 'mkdir -p /www; echo token-$(hostname) > /www/t; exec httpd -f -p 80 -h /www'"
+
+
+@pytest.fixture
+def dn(mezzo, net):  # noqa: F811
+    mezzo.run("image", "busybox")
+    yield mezzo
+    for d in json.loads(mezzo.run("--json", "ls").stdout):
+        mezzo.run("rm", "--force", d["name"], check=False)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get(m, name, url, timeout=2):
+    # (busybox 1.35's wget -T crashes: the timeout applet bounds it instead)
+    return m.run("exec", name, "--", "timeout", str(timeout), "wget", "-q", "-O", "-", url,
+                 check=False)
+
+
+def wait_serving(m, name, url):
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        p = get(m, name, url)
+        if p.returncode == 0:
+            return p.stdout
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered from {name}: {p.stderr}")
+
+
+def test_domains_reach_each_other_by_name(dn):
+    dn.run("net", "create", "lan1")
+    dn.run("create", "web", "--net", "lan1", "--service", "httpd=" + SERVE)
+    dn.run("create", "cli", "--net", "lan1", "--service", "idle=sleep 100000")
+    dn.run("start", "web")
+    dn.run("start", "cli")
+    assert wait_serving(dn, "cli", "http://web/t").strip() == "token-web"
+    assert dn.run("exec", "cli", "--", "ping", "-c", "1", "-W", "2", "web").returncode == 0
+    hosts = dn.run("exec", "cli", "--", "cat", "/etc/hosts").stdout
+    addrs = {d["name"]: d["addresses"] for d in json.loads(dn.run("--json", "ls").stdout)}
+    assert addrs["web"][0]["lan"] == "lan1" and addrs["web"][0]["nic"] == "eth0"
+    assert f"{addrs['web'][0]['ipv4']}\tweb" in hosts and "cli" in hosts
+    assert addrs["web"][0]["ipv4"] in dn.run("ls").stdout
+    # its own view: eth0 with that address and a default route
+    ip = dn.run("exec", "cli", "--", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert addrs["cli"][0]["ipv4"] in ip
+    assert "default" in dn.run("exec", "cli", "--", "ip", "route").stdout
+
+
+def test_lans_are_apart(dn):
+    dn.run("net", "create", "lan1")
+    dn.run("net", "create", "lan2")
+    dn.run("create", "web", "--net", "lan1", "--service", "httpd=" + SERVE)
+    dn.run("create", "near", "--net", "lan1", "--service", "idle=sleep 100000")
+    dn.run("create", "far", "--net", "lan2", "--service", "idle=sleep 100000")
+    for d in ("web", "near", "far"):
+        dn.run("start", d)
+    wait_serving(dn, "near", "http://web/t")
+    web = json.loads(dn.run("--json", "inspect", "web").stdout)["addresses"][0]["ipv4"]
+    p = get(dn, "far", f"http://{web}/t")
+    assert p.returncode != 0 and "token" not in p.stdout
+    assert "web" not in dn.run("exec", "far", "--", "cat", "/etc/hosts").stdout
+
+
+def test_port_forward_from_the_host(dn):
+    port = free_port()
+    dn.run("create", "web", "--net", "default", "-p", f"{port}:80", "--service", "httpd=" + SERVE)
+    dn.run("start", "web")
+    deadline, body = time.time() + 5, None
+    while time.time() < deadline and body is None:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/t", timeout=1).read()
+        except OSError:
+            time.sleep(0.05)
+    assert body == b"token-web\n"
+    dn.run("stop", "web")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/t", timeout=1).read()
+
+
+def test_addresses_kept_across_restarts_and_freed_by_rm(dn):
+    dn.run("create", "a", "--net", "default", "--service", "idle=sleep 100000")
+    first = json.loads(dn.run("--json", "inspect", "a").stdout)["addresses"]
+    dn.run("start", "a")
+    dn.run("restart", "a")
+    assert json.loads(dn.run("--json", "inspect", "a").stdout)["addresses"] == first
+    ip = dn.run("exec", "a", "--", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert first[0]["ipv4"] in ip
+    dn.run("stop", "a")
+    dn.run("rm", "a")
+    dn.run("create", "b", "--net", "default")
+    again = json.loads(dn.run("--json", "inspect", "b").stdout)["addresses"]
+    assert again[0]["ipv4"] == first[0]["ipv4"], "rm did not give the address back"
+
+
+def test_loopback_only_without_a_lan(dn):
+    p = dn.run("run", "--rm", "--", "ip", "-o", "link")
+    assert [l.split(":")[1].strip() for l in p.stdout.splitlines()] == ["lo"]
+    assert not json.loads(dn.run("--json", "ls").stdout)
+
+
+def test_network_bad_input(dn):
+    for args, msg in [
+        (["-p", "8080:80"], "need a LAN"),
+        (["--net", "none", "--net", "default"], "exclude"),
+        (["--net", "nosuch"], "nosuch"),
+        (["--net", "default", "--net", "default"], "twice"),
+        (["--net", "default", "-p", "99999:80"], "-p 99999:80"),
+        (["--net", "default", "--rate-in", "10"], "--rate-in"),
+    ]:
+        p = dn.fail("create", "bad", *args)
+        assert msg in p.stderr, (args, p.stderr)
+    assert json.loads(dn.run("--json", "ls").stdout) == []
