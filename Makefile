@@ -10,8 +10,13 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
 # libarchive, libcrypto and libnftables are dlopen'ed by the code that needs them
 # (src/lib/dynlib.h says why): compiled against, never linked.
-LINKED  := $(filter-out libarchive openssl libnftables,$(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(LINKED)) -pthread
+# SQLite, liburing and libseccomp are linked statically (Debian's own .a):
+# relocating them at every start cost each mezzo command 0.2 ms (measured:
+# an empty main() with SQLite 0.56 ms dynamic, 0.38 ms static), and every
+# domain start is one.  A Debian update of them needs a rebuild of mezzo.
+STATIC_LIBS := -Wl,-Bstatic -lsqlite3 -luring -lseccomp -Wl,-Bdynamic -lm -ldl
+LINKED  := $(filter-out libarchive openssl libnftables sqlite3 liburing libseccomp,$(PKGS))
+LDLIBS  += $(STATIC_LIBS) $(shell pkg-config --libs $(LINKED)) -pthread
 TEST_LIBS := $(shell pkg-config --libs libarchive)
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
