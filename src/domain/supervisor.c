@@ -162,15 +162,16 @@ static int etc_files_ensure(mz_store *s, mz_lid tree, mz_error_t *err)
 		if (r == -ENOENT && (r = mz_view_create(v, mz_view_root(v), "etc", &a, 0, NULL,
 							&got, err)) == 0)
 			etc = got.ino;
+		else if (r < 0)
+			r = mz_error_sys(err, -r, "looking up /etc in the domain's tree");
 	}
 	const char *names[] = {"hosts", "resolv.conf"};
 	a.mode = S_IFREG | 0644;
-	for (size_t i = 0; r == 0 && i < 2; i++) {
+	bool dir = r == 0 && mz_view_getattr(v, etc, &got, NULL) == 0 && S_ISDIR(got.mode);
+	for (size_t i = 0; r == 0 && dir && i < 2; i++) {
+		/* anything but a missing name is the domain's own: left alone */
 		mz_ino ino;
-		if (mz_view_getattr(v, etc, &got, NULL) < 0 || !S_ISDIR(got.mode))
-			break; /* etc is no directory: nothing to cover */
-		r = mz_view_lookup(v, etc, names[i], &ino, NULL);
-		if (r == -ENOENT)
+		if (mz_view_lookup(v, etc, names[i], &ino, NULL) == -ENOENT)
 			r = mz_view_create(v, etc, names[i], &a, 0, NULL, &got, err);
 	}
 	r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
