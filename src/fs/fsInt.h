@@ -87,6 +87,7 @@ struct fs_server {
 	 * ns, 0: nothing pending) and which waiter times out for it.  Written
 	 * under lock, read without (atomics). */
 	int64_t flush_due_ns;
+	int64_t shrink_due_ns; /* /dev/fuse loop: when idle caches go (0: done) */
 	int flush_owner;
 	bool uring_want;        /* try FUSE over io_uring at INIT */
 	struct fs_uring *uring; /* its rings and threads (uring.c), NULL if unused */

@@ -11,6 +11,7 @@
  * (3.14) predates passthrough (protocol 7.40) and io_uring (7.42).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -453,6 +454,21 @@ static void fs_serve_one(struct fs_server *S, ssize_t len)
  * An idle tree costs nothing: the spin starts only after a request. */
 #define SPIN_NS (50 * 1000)
 
+/* A tree idle this long gives back its caches (catalog statements and pages,
+ * free heap): a thousand idle domains are a thousand servers. */
+#define SHRINK_IDLE_NS (2000 * 1000000LL)
+
+static void fs_shrink(struct fs_server *S)
+{
+	pthread_mutex_lock(&S->lock);
+	if (__atomic_load_n(&S->flush_due_ns, __ATOMIC_RELAXED) == 0) {
+		mz_store_shrink(S->store);
+		malloc_trim(0);
+		S->shrink_due_ns = 0;
+	}
+	pthread_mutex_unlock(&S->lock);
+}
+
 static int fs_loop(struct fs_server *S, mz_error_t *err)
 {
 	struct pollfd p[2] = {{.fd = S->dev_fd, .events = POLLIN},
@@ -474,7 +490,12 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			continue;
 		}
 		spin_until = 0;
-		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, fs_wait_ms(S, FS_WAITER_DEV));
+		int timeout = fs_wait_ms(S, FS_WAITER_DEV);
+		if (timeout < 0 && S->shrink_due_ns) {
+			int64_t left = S->shrink_due_ns - mono_ns();
+			timeout = left > 0 ? (int)(left / 1000000) + 1 : 0;
+		}
+		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -482,6 +503,8 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 		}
 		if (n == 0) {
 			fs_idle(S);
+			if (S->shrink_due_ns && mono_ns() >= S->shrink_due_ns)
+				fs_shrink(S);
 			continue;
 		}
 		if (S->ctl_fd >= 0 && (p[1].revents & POLLIN))
@@ -498,6 +521,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 		}
 		fs_serve_one(S, len);
 		spin_until = mono_ns() + SPIN_NS;
+		S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;
 	}
 	return 0;
 }

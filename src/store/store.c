@@ -174,6 +174,18 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what)
 	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
+void mz_store_shrink(mz_store *s)
+{
+	if (s->tx_depth > 0 || s->batch_open)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++) {
+		sqlite3_finalize(s->stmts[i].st);
+		s->stmts[i].st = NULL;
+		s->stmts[i].sql = NULL;
+	}
+	sqlite3_db_release_memory(s->db);
+}
+
 sqlite3_stmt *store_stmt(mz_store *s, const char *sql)
 {
 	size_t i;

@@ -64,6 +64,10 @@ int mz_store_flush(mz_store *s, mz_error_t *err);
 int64_t mz_store_batch_age_ns(mz_store *s);
 /* Make everything done so far durable: flush the batch, fsync the WAL. */
 int mz_store_sync(mz_store *s, mz_error_t *err);
+/* Give back what the handle caches (prepared statements, page cache), for a
+ * long idle time; no-op inside a transaction.  Statements handed out before
+ * must not be used after. */
+void mz_store_shrink(mz_store *s);
 
 /* ---- objects ---------------------------------------------------------- */
 
