@@ -246,7 +246,12 @@ int cmd_stop(struct cli *c, int argc, char **argv)
 {
 	int timeout = 10;
 	if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
-		timeout = atoi(argv[3]);
+		char *end;
+		long t = strtol(argv[3], &end, 10);
+		if (*argv[3] == '\0' || *end || t < 0 || t > 3600)
+			return cli_usage("stop", "--timeout wants seconds, 0 to 3600 (got '%s')",
+					 argv[3]);
+		timeout = (int)t;
 		argc = 2;
 	}
 	const char *name = NULL;

@@ -591,23 +591,28 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
 			mz_warn("umount %s: %s", mp, strerror(errno));
 		pthread_join(th, NULL);
-		mz_fs_stop(S);
 	} else if (thread) {
 		pthread_join(th, NULL); /* it failed to mount, and has returned */
 	}
 	if (net_thread)
 		pthread_join(nth, NULL);
+	/* The last words in the catalog: through our own handle if we kept
+	 * one, else the server's, idle now (an open costs a schema read). */
 	mz_error_t e3 cleanup_error = NULL;
-	if (s == NULL && mz_store_open(o->store_root, &s, &e3) < 0) {
+	mz_store *last = s ? s : S ? mz_fs_store(S) : NULL;
+	if (last == NULL && mz_store_open(o->store_root, &s, &e3) == 0)
+		last = s;
+	if (last == NULL) {
 		mz_warn("cannot record that %s stopped: %s", o->name, e3 ? e3->msg : "");
 	} else {
 		/* its filter elements go; its veths died with its namespace */
-		if (nleases && mz_net_detach(s, o->name, &e3) < 0)
+		if (nleases && mz_net_detach(last, o->name, &e3) < 0)
 			mz_warn("%s", e3 ? e3->msg : "");
 		mz_error_release(&e3);
-		if (mz_domain_rec_set_stopped(s, o->name, r == 0 ? *status : -1, &e3) < 0)
+		if (mz_domain_rec_set_stopped(last, o->name, r == 0 ? *status : -1, &e3) < 0)
 			mz_warn("%s", e3 ? e3->msg : "");
 	}
+	mz_fs_stop(S);
 	free_argv(argv);
 	free(svc);
 	mz_service_list_free(&sl);

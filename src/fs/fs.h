@@ -32,6 +32,9 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 /* Serve requests until the tree is unmounted (any thread, once). */
 int mz_fs_run(struct fs_server *S, mz_error_t *err);
 /* Release everything (after mz_fs_run returned, or instead of it). */
+/* The server's catalog handle, for its owner to use once mz_fs_run has
+ * returned (the server is done with it) and until mz_fs_stop. */
+struct mz_store *mz_fs_store(struct fs_server *S);
 void mz_fs_stop(struct fs_server *S);
 
 /* start + run + stop: mount tree `layer` at mountpoint and serve it until it

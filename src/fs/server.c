@@ -635,6 +635,11 @@ int mz_fs_run(struct fs_server *S, mz_error_t *err)
 	return r;
 }
 
+struct mz_store *mz_fs_store(struct fs_server *S)
+{
+	return S->store;
+}
+
 void mz_fs_stop(struct fs_server *S)
 {
 	if (S == NULL)
