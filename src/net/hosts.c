@@ -71,49 +71,84 @@ static void put_lease(FILE *f, const struct mz_lease_rec *l)
 	}
 }
 
-/* The hosts file of domain: itself first (every NIC), then the other members
- * of its LANs, each under the address of the first LAN it shares. */
-static int hosts_text(mz_store *s, const char *domain, char **out, size_t *len, mz_error_t *err)
+/* The hosts file of a domain on LANs lans[0..n) (in NIC order): the members
+ * of those LANs, each under the address of the first of them it is on (the
+ * domain itself among them).  It depends on the LANs only, not on the
+ * domain: members of the same LANs share its text (mz_hosts_refresh_stale
+ * makes it once for all of them). */
+static int lans_hosts_text(mz_store *s, const int64_t *lans, size_t n, char **out, size_t *len,
+			   mz_error_t *err)
 {
-	struct mz_lease_rec *mine = NULL;
-	size_t nmine = 0;
-	int r = mz_lease_list(s, domain, 0, &mine, &nmine, err);
-	if (r < 0)
-		return r;
+	int r = 0;
 	FILE *f = open_memstream(out, len);
-	fprintf(f, "# mezzo: %s and the members of its LANs (rewritten as they change)\n"
-		   "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		domain);
-	if (nmine == 0)
-		fprintf(f, "127.0.1.1\t%s\n", domain);
-	for (size_t i = 0; i < nmine; i++)
-		put_lease(f, &mine[i]);
+	fprintf(f, "# mezzo: the domains of this domain's LANs (rewritten as they change)\n"
+		   "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
 	char **names = NULL;
 	size_t nnames = 0;
-	for (size_t i = 0; i < nmine && r == 0; i++) {
+	for (size_t i = 0; i < n && r == 0; i++) {
 		struct mz_lease_rec *m = NULL;
 		size_t nm = 0;
-		if ((r = mz_lease_list(s, NULL, mine[i].lan, &m, &nm, err)) < 0)
+		if ((r = mz_lease_list(s, NULL, lans[i], &m, &nm, err)) < 0)
 			break;
 		for (size_t j = 0; j < nm; j++) {
-			if (strcmp(m[j].domain, domain) == 0 || seen(names, nnames, m[j].domain))
+			/* a LAN lists a domain once (its leases are unique per
+			 * LAN): only a later LAN's may repeat a name, so only
+			 * those are looked up, and only the earlier ones kept
+			 * (a linear list: one LAN of a thousand made every
+			 * file O(N^2), every start O(N^3)) */
+			if (i > 0 && seen(names, nnames, m[j].domain))
 				continue;
 			put_lease(f, &m[j]);
-			names = xrealloc(names, (nnames + 1) * sizeof(*names));
-			names[nnames++] = xstrdup(m[j].domain);
+			if (i + 1 < n) {
+				names = xrealloc(names, (nnames + 1) * sizeof(*names));
+				names[nnames++] = xstrdup(m[j].domain);
+			}
 		}
 		mz_lease_recs_free(m, nm);
 	}
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
-	mz_lease_recs_free(mine, nmine);
 	fclose(f);
 	if (r < 0) {
 		free(*out);
 		*out = NULL;
 	}
 	return r;
+}
+
+/* The LANs of domain, in NIC order (*n 0: none). */
+static int domain_lans(mz_store *s, const char *domain, int64_t **lans, size_t *n, mz_error_t *err)
+{
+	struct mz_lease_rec *mine = NULL;
+	size_t nmine = 0;
+	int r = mz_lease_list(s, domain, 0, &mine, &nmine, err);
+	if (r < 0)
+		return r;
+	*lans = xcalloc(nmine ? nmine : 1, sizeof(**lans));
+	for (size_t i = 0; i < nmine; i++)
+		(*lans)[i] = mine[i].lan;
+	*n = nmine;
+	mz_lease_recs_free(mine, nmine);
+	return 0;
+}
+
+static int hosts_text(mz_store *s, const char *domain, char **out, size_t *len, mz_error_t *err)
+{
+	cleanup_free int64_t *lans = NULL;
+	size_t n = 0;
+	int r = domain_lans(s, domain, &lans, &n, err);
+	if (r < 0)
+		return r;
+	if (n)
+		return lans_hosts_text(s, lans, n, out, len, err);
+	FILE *f = open_memstream(out, len);
+	fprintf(f, "# mezzo: %s is on no LAN\n"
+		   "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+		   "127.0.1.1\t%s\n",
+		domain, domain);
+	fclose(f);
+	return 0;
 }
 
 /* Name servers a domain can reach: the host's, but for loopback ones (a
@@ -199,25 +234,53 @@ void mz_hosts_refresh_stale(mz_store *s, const char *except)
 		mz_lease_recs_free(v, n);
 		return;
 	}
-	/* one write per domain (its stale leases are adjacent: sorted by domain) */
+	/* one write per domain (its stale leases are adjacent: sorted by
+	 * domain), one text per set of LANs (memo: the sets seen, and theirs) */
+	struct memo {
+		int64_t *lans;
+		size_t n;
+		char *text;
+		size_t len;
+	} *memo = NULL;
+	size_t nmemo = 0;
 	bool tx = mz_store_begin(s, NULL) == 0;
 	for (size_t i = 0; i < n; i++) {
 		bool first = i == 0 || strcmp(v[i].domain, v[i - 1].domain) != 0;
-		if (first && v[i].rundir) {
-			cleanup_free char *text = NULL;
-			size_t len = 0;
+		int64_t *lans = NULL;
+		size_t nl = 0;
+		if (first && v[i].rundir && domain_lans(s, v[i].domain, &lans, &nl, NULL) == 0 &&
+		    nl) {
+			size_t k = 0;
+			while (k < nmemo && !(memo[k].n == nl &&
+					      memcmp(memo[k].lans, lans, nl * sizeof(*lans)) == 0))
+				k++;
+			if (k == nmemo) {
+				memo = xrealloc(memo, (nmemo + 1) * sizeof(*memo));
+				memo[k] = (struct memo){.lans = lans, .n = nl};
+				lans = NULL;
+				if (lans_hosts_text(s, memo[k].lans, nl, &memo[k].text, &memo[k].len,
+						    NULL) < 0)
+					memo[k].text = NULL;
+				nmemo++;
+			}
 			cleanup_free char *hp = xasprintf("%s/hosts", v[i].rundir);
 			mz_error_t e = NULL;
 			/* no O_CREAT: a stopped domain's file is not brought back */
-			if (hosts_text(s, v[i].domain, &text, &len, NULL) == 0)
-				put_in_place(hp, text, len, false, &e);
+			if (memo[k].text)
+				put_in_place(hp, memo[k].text, memo[k].len, false, &e);
 			mz_error_release(&e);
 		}
+		free(lans);
 		/* the count as read before the text was made: a change since
 		 * leaves the lease stale for the next one to see */
 		mz_lease_set_hosts_gen(s, v[i].id, v[i].lan_gen, NULL);
 	}
 	if (tx && mz_store_commit(s, NULL) < 0)
 		mz_store_rollback(s);
+	for (size_t k = 0; k < nmemo; k++) {
+		free(memo[k].lans);
+		free(memo[k].text);
+	}
+	free(memo);
 	mz_lease_recs_free(v, n);
 }
