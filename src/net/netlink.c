@@ -93,6 +93,15 @@ static int nl_talk(struct mz_nl *nl, struct nlmsghdr *h, mnl_cb_t cb, void *arg)
 				continue;
 			return -errno;
 		}
+		/* A dump that other changes to the table interrupted says so on
+		 * its messages (NLM_F_DUMP_INTR), and libmnl would stop there,
+		 * the rest unread.  Listings here are best effort by nature
+		 * (a link may come or go right after any dump anyway): the
+		 * dump is read to its end and taken as it is. */
+		int left = (int)n;
+		for (struct nlmsghdr *m = (struct nlmsghdr *)buf; mnl_nlmsg_ok(m, left);
+		     m = mnl_nlmsg_next(m, &left))
+			m->nlmsg_flags &= ~NLM_F_DUMP_INTR;
 		int r = mnl_cb_run(buf, n, h->nlmsg_seq, nl->portid, cb, arg);
 		if (r == MNL_CB_STOP)
 			return 0;
