@@ -554,6 +554,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		tell(&ready_fd, m);
 	} else {
 		tell(&ready_fd, "ok\n");
+		/* the other members of its LANs learn its name: after "ok", a
+		 * start does not wait for those N files to be written */
+		if (nleases)
+			mz_net_refresh_hosts(s, o->name);
 		if (con.slave >= 0) {
 			close(con.slave); /* init has it; we keep the master */
 			con.slave = -1;

@@ -691,8 +691,6 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 		/* (left attached when that failed, for 'net prune' to retry) */
 		for (size_t i = 0; i < n && (x == 0 || x == -ENOENT); i++)
 			mz_lease_detach(s, v[i].id, NULL);
-	} else if (r == 0) {
-		mz_hosts_refresh_stale(s, domain);
 	}
 	mz_nl_close(&nl);
 	close(lock);
@@ -1075,4 +1073,9 @@ int mz_net_lan_remove(mz_store *s, const char *name, bool force, mz_error_t *err
 	mz_lease_recs_free(v, n);
 	close(lock);
 	return r;
+}
+
+void mz_net_refresh_hosts(mz_store *s, const char *domain)
+{
+	mz_hosts_refresh_stale(s, domain);
 }

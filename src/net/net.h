@@ -73,13 +73,20 @@ int mz_net_plan(mz_store *s, const char *domain, const char *const *lans, size_t
  * a way out) default routes; the filter elements that let its traffic pass;
  * its port forwards.  Then rundir/hosts (the domain's own name and every
  * member of its LANs) and rundir/resolv.conf, for the caller to bind-mount
- * read-only over /etc/hosts and /etc/resolv.conf; and the hosts files of the
- * other running members of its LANs are rewritten in place (same inode, so
- * their bind mounts see it).  A domain with no leases gets the two files
+ * read-only over /etc/hosts and /etc/resolv.conf.  The other members' hosts
+ * files (rewritten in place: same inode, so their bind mounts see it) learn
+ * of it by mz_net_refresh_hosts, which the caller runs next.  A domain with
+ * no leases gets the two files
  * only.  Thread-safe; the calling thread visits netns_fd for a moment.  On
  * failure the kernel state made so far is undone. */
 int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *rundir,
 		  mz_error_t *err);
+
+/* After an attach, once the domain runs: rewrite (in place) the hosts files
+ * of the other running members of its LANs that do not list it yet.  Kept
+ * out of mz_net_attach so that a start does not wait for it: on a LAN of N
+ * running domains it writes N files. */
+void mz_net_refresh_hosts(mz_store *s, const char *domain);
 
 /* Optional: take ~1.4 ms off the attach by starting libnftables now (load
  * it, make its context, fault in its caches with one cheap command), e.g. on

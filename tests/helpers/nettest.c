@@ -589,6 +589,7 @@ static int attach(const char *root, const char *domain, pid_t pid, const char *r
 	if (mz_net_attach(s, domain, fd, rundir, &err) < 0)
 		return fail(&err);
 	printf("%.3f\n", now_ms() - t0);
+	mz_net_refresh_hosts(s, domain); /* as the supervisor does, once it runs */
 	return 0;
 }
 
@@ -645,6 +646,8 @@ static double attach_timed(mz_store *s, const char *root, const char *dom, pid_t
 		double t0 = now_ms();
 		int r = mz_net_attach(s, dom, fd, rundir, &err);
 		double t = now_ms() - t0;
+		if (r == 0)
+			mz_net_refresh_hosts(s, dom);
 		close(fd);
 		return r < 0 ? (fail(&err), -1) : t;
 	}
