@@ -95,6 +95,26 @@ int mz_mounts_bind_root(const char *rootfs, int *rootfd, const char **what)
 	return 0;
 }
 
+/* Remount the bind mount at p read-only, with flags more: a remount must
+ * repeat the flags the kernel locked on the bind (those of its source). */
+static long remount_ro(const char *p, unsigned long more)
+{
+	struct statfs sf;
+	long r = mz_sys(SYS_statfs, p, &sf);
+	if (r < 0)
+		return r;
+	static const struct {
+		unsigned long st, ms;
+	} keep[] = {{ST_NOSUID, MS_NOSUID},       {ST_NODEV, MS_NODEV},
+		    {ST_NOEXEC, MS_NOEXEC},       {ST_NOATIME, MS_NOATIME},
+		    {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+	unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY | more;
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (sf.f_flags & keep[i].st)
+			fl |= keep[i].ms;
+	return do_mount(NULL, p, NULL, fl, NULL);
+}
+
 static int bind_file_ro(int etc, const char *name, const char *src)
 {
 	long fd = mz_sys(SYS_openat, etc, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -115,18 +135,7 @@ static int bind_file_ro(int etc, const char *name, const char *src)
 	fd = mz_sys(SYS_openat, etc, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return (int)fd;
-	struct statfs sf;
-	fdpath(p, (int)fd, NULL);
-	if ((r = mz_sys(SYS_fstatfs, fd, &sf)) == 0) {
-		unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-		if (sf.f_flags & ST_NOATIME)
-			fl |= MS_NOATIME;
-		if (sf.f_flags & ST_NODIRATIME)
-			fl |= MS_NODIRATIME;
-		if (sf.f_flags & ST_RELATIME)
-			fl |= MS_RELATIME;
-		r = do_mount(NULL, p, NULL, fl, NULL);
-	}
+	r = remount_ro(fdpath(p, (int)fd, NULL), MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	mz_sys(SYS_close, fd);
 	return (int)r;
 }
@@ -182,18 +191,8 @@ static int bind_sys_ro(int rootfd)
 	char p[64];
 	fdpath(p, fd, NULL);
 	long r = do_mount("/sys", p, NULL, MS_BIND | MS_REC, NULL);
-	struct statfs sf;
-	if (r == 0 && (r = mz_sys(SYS_statfs, p, &sf)) == 0) {
-		/* a remount must repeat the flags the kernel locked on the bind */
-		unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY;
-		if (sf.f_flags & ST_NOSUID)
-			fl |= MS_NOSUID;
-		if (sf.f_flags & ST_NODEV)
-			fl |= MS_NODEV;
-		if (sf.f_flags & ST_NOEXEC)
-			fl |= MS_NOEXEC;
-		r = do_mount(NULL, p, NULL, fl, NULL);
-	}
+	if (r == 0)
+		r = remount_ro(p, 0);
 	mz_sys(SYS_close, fd);
 	return (int)r;
 }
