@@ -564,16 +564,24 @@ def test_orphans_reaped_and_stopped(mz):
 def test_signal_forwarded_to_main(mz):
     d = mz.start("/bin/sh", "-c", "trap 'echo got-term; exit 5' TERM; "
                  "while true; do sleep 0.05; done")
-    pids = mz.wait_procs(d.name, 2)
-    init = None
-    for p in pids:
-        with open(f"/proc/{p}/cmdline") as f:
-            if f.read().startswith("mezzo-init"):
-                init = p
+    # the shell's first `sleep` (3 processes) means its trap is set; and
+    # init is the one that exec'd mezzo-init (the clone may not have yet)
+    init, deadline = None, time.time() + 10
+    while init is None and time.time() < deadline:
+        pids = mz.wait_procs(d.name, 3)
+        for p in pids:
+            try:
+                with open(f"/proc/{p}/cmdline") as f:
+                    if f.read().startswith("mezzo-init"):
+                        init = p
+            except FileNotFoundError:
+                pass
+        time.sleep(0.01)
+    assert init is not None
     # SIGTERM to init (what mz_domain_kill(SIGTERM) does) reaches the shell
     os.kill(init, signal.SIGTERM)
-    out, _ = d.communicate(timeout=20)
-    assert "got-term" in out
+    out, err = d.communicate(timeout=20)
+    assert "got-term" in out, (d.returncode, out, err)
     assert d.returncode == 5
 
 
