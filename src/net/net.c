@@ -357,6 +357,43 @@ static void sysctl_set(const char *path, const char *value)
 	close(fd);
 }
 
+/* Raise (never lower) an integer sysctl to at least want. */
+static void sysctl_raise(const char *path, long want)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char cur[32] = "";
+	if (pread(fd, cur, sizeof(cur) - 1, 0) > 0 && strtol(cur, NULL, 10) < want) {
+		char v[32];
+		int n = snprintf(v, sizeof(v), "%ld", want);
+		if (write(fd, v, (size_t)n) < 0)
+			mz_debug("net: cannot write %s: %s", path, strerror(errno));
+	}
+	close(fd);
+}
+
+/* The kernel keeps one neighbour (ARP/ND) table for all network namespaces,
+ * 1024 entries at most by default (gc_thresh3): measured, past about 500
+ * domains talking on one LAN, connects failed with "neighbor table
+ * overflow".  A LAN's bridge raises the limits to what its size needs
+ * (four entries per address it can hand out; an entry is ~0.5 KiB, and only
+ * those in use cost memory), as it turns on ip_forward. */
+static void neigh_limits_raise(const struct mz_lan_rec *lan)
+{
+	long hosts = lan->len4 >= 16 ? (1L << (32 - lan->len4)) : 65536;
+	static const char *const fam[] = {"ipv4", "ipv6"};
+	for (size_t i = 0; i < 2; i++) {
+		char p[96];
+		snprintf(p, sizeof(p), "/proc/sys/net/%s/neigh/default/gc_thresh1", fam[i]);
+		sysctl_raise(p, hosts);
+		snprintf(p, sizeof(p), "/proc/sys/net/%s/neigh/default/gc_thresh2", fam[i]);
+		sysctl_raise(p, 2 * hosts);
+		snprintf(p, sizeof(p), "/proc/sys/net/%s/neigh/default/gc_thresh3", fam[i]);
+		sysctl_raise(p, 4 * hosts);
+	}
+}
+
 /* Make a LAN's bridge (and the rule set, if it is not there): the slow path
  * of an attach, once per LAN and boot. */
 static int bridge_make(mz_store *s, struct mz_nl *nl, const struct mz_lan_rec *lan,
@@ -407,6 +444,7 @@ static int bridge_make(mz_store *s, struct mz_nl *nl, const struct mz_lan_rec *l
 		snprintf(p, sizeof(p), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", br);
 		sysctl_set(p, "1");
 	}
+	neigh_limits_raise(lan);
 	if (!lan->isolated) {
 		/* Routing for the LAN's way out (NAT or routed), as Docker and
 		 * libvirt do.  IPv6 forwarding for the whole host would stop

@@ -188,10 +188,17 @@ class Net:
             nettest("nft", f"delete {t}", check=False)
 
 
+SYSCTLS = ["/proc/sys/net/ipv4/ip_forward"] + [
+    f"/proc/sys/net/{fam}/neigh/default/gc_thresh{i}"
+    for fam in ("ipv4", "ipv6") for i in (1, 2, 3)]
+
+
 @pytest.fixture
 def net(mezzo):
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forward = f.read().strip()
+    saved = {}
+    for path in SYSCTLS:
+        with open(path) as f:
+            saved[path] = f.read().strip()
     n = Net(mezzo)
     ok = False
     try:
@@ -202,8 +209,9 @@ def net(mezzo):
             links, tables = n.teardown()
         finally:
             n.scrub()
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-                f.write(forward)
+            for path, value in saved.items():  # what mezzo raised for its LANs
+                with open(path, "w") as f:
+                    f.write(value)
     if ok:
         assert not links, f"interfaces left behind: {links}"
         assert not tables, f"nftables tables left behind: {tables}"
@@ -673,3 +681,11 @@ def test_ruleset_flushed(mezzo, net):
     for d in (a, b, c):
         assert d.lease()["veth"] in macs
     assert b.ok("ping", "c") == "reply"
+
+
+def test_bridge_raises_neighbour_limits(mezzo, net):
+    net.lan("wide", "--subnet", "10.232.0.0/20")
+    d = net.domain("n1", ["wide"])
+    with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+        assert int(f.read()) >= 4 * 4096
+    d.stop()
