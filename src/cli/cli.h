@@ -26,6 +26,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Print "mezzo: error: <msg>" for err and return EXIT_FAIL. */
 int cli_fail(mz_error_t *err);
+/* Read to end of file the ready pipe of a process this command forked (a
+ * supervisor, a tree server): 0 once it said "ok"; -EIO with its message
+ * when it said "error: MSG"; -ECHILD (no message) when it died mute. */
+int cli_wait_ready(int fd, mz_error_t *err);
 /* Print a usage error with a hint to --help and return EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open the store named by the options. */

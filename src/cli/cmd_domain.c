@@ -134,19 +134,14 @@ static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_er
 		_exit(rr < 0 ? 1 : 0);
 	}
 	close(p[1]);
-	char msg[2048];
-	ssize_t n = read_all(p[0], msg, sizeof(msg) - 1);
+	int r = cli_wait_ready(p[0], err);
 	close(p[0]);
-	if (n <= 0) {
+	if (r == -ECHILD) {
 		cleanup_free char *dir = mz_domain_run_dir(root, name);
 		return mz_error(err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
 				name, dir);
 	}
-	msg[n] = '\0';
-	msg[strcspn(msg, "\n")] = '\0';
-	if (strcmp(msg, "ok") != 0)
-		return mz_error(err, EIO, "%s", strncmp(msg, "error: ", 7) == 0 ? msg + 7 : msg);
-	return 0;
+	return r;
 }
 
 static const char start_usage[] =

@@ -153,19 +153,13 @@ static int fs_mount_cmd(struct cli *c, int argc, char **argv)
 		_exit(r < 0 ? 1 : 0);
 	}
 	close(p[1]);
-	char msg[2048];
-	ssize_t n = read_all(p[0], msg, sizeof(msg) - 1);
+	r = cli_wait_ready(p[0], &err);
 	close(p[0]);
-	if (n <= 0) {
+	if (r < 0) {
 		waitpid(pid, NULL, 0);
-		return mz_error(&err, EIO, "the tree server died while mounting"), cli_fail(&err);
-	}
-	msg[n] = '\0';
-	msg[strcspn(msg, "\n")] = '\0';
-	if (strcmp(msg, "ok") != 0) {
-		waitpid(pid, NULL, 0);
-		fprintf(stderr, "mezzo: error: %s\n", strncmp(msg, "error: ", 7) == 0 ? msg + 7 : msg);
-		return EXIT_FAIL;
+		if (r == -ECHILD)
+			mz_error(&err, EIO, "the tree server died while mounting");
+		return cli_fail(&err);
 	}
 	if (!c->quiet)
 		printf("%s\n", anonymous ? "mounted (anonymous tree, dropped at umount)" : "mounted");

@@ -68,6 +68,19 @@ int cli_store(struct cli *c, mz_store **out, mz_error_t *err)
 	return mz_store_open(c->root, out, err);
 }
 
+int cli_wait_ready(int fd, mz_error_t *err)
+{
+	char msg[2048];
+	ssize_t n = read_all(fd, msg, sizeof(msg) - 1);
+	if (n <= 0)
+		return -ECHILD;
+	msg[n] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	if (strcmp(msg, "ok") == 0)
+		return 0;
+	return mz_error(err, EIO, "%s", strncmp(msg, "error: ", 7) == 0 ? msg + 7 : msg);
+}
+
 bool cli_is_help(const char *arg)
 {
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
@@ -44,6 +45,10 @@
 #include "../lib/util.h"
 #include "runtimeInt.h"
 #include "sys.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 #define CG_PARENT "mezzo"
 
@@ -455,30 +460,45 @@ void mz_cg_join_close(struct mz_cg_join *j)
 	j->ntasks = 0;
 }
 
+/* Write "0" (the caller itself) to dir/name. */
+static long write_self(int dir, const char *name)
+{
+	long fd = mz_sys(SYS_openat, dir, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	long r = mz_sys(SYS_write, fd, "0", 1);
+	mz_sys(SYS_close, fd);
+	return r < 0 ? r : 0;
+}
+
 int mz_cg_join_self(const struct mz_cg_join *j, bool v2_done)
 {
-	long r;
-	for (int i = 0; i < j->ntasks; i++) {
-		/* "tasks", not cgroup.procs: a single thread moving itself takes no
-		 * global lock; the opener's credentials (still host root) count */
-		long fd = mz_sys(SYS_openat, AT_FDCWD, j->tasks[i], O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return (int)fd;
-		r = mz_sys(SYS_write, fd, "0", 1);
-		mz_sys(SYS_close, fd);
-		if (r < 0)
-			return (int)r;
-	}
-	if (!v2_done && j->v2fd >= 0) {
-		long fd = mz_sys(SYS_openat, j->v2fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return (int)fd;
-		r = mz_sys(SYS_write, fd, "0", 1);
-		mz_sys(SYS_close, fd);
-		if (r < 0)
-			return (int)r;
-	}
-	return 0;
+	long r = 0;
+	/* "tasks", not cgroup.procs: a single thread moving itself takes no
+	 * global lock; the opener's credentials (still host root) count */
+	for (int i = 0; i < j->ntasks && r == 0; i++)
+		r = write_self(AT_FDCWD, j->tasks[i]);
+	if (r == 0 && !v2_done && j->v2fd >= 0)
+		r = write_self(j->v2fd, "cgroup.procs");
+	return (int)r;
+}
+
+bool mz_cg_clone_into(const struct mz_cg_join *j, struct clone_args *ca)
+{
+	if (j->v2fd < 0)
+		return false;
+	ca->flags |= CLONE_INTO_CGROUP;
+	ca->cgroup = (uint64_t)j->v2fd;
+	return true;
+}
+
+bool mz_cg_clone_fallback(struct clone_args *ca, long r)
+{
+	if (r >= 0 || !(ca->flags & CLONE_INTO_CGROUP) || (r != -EINVAL && r != -E2BIG))
+		return false;
+	ca->flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+	ca->cgroup = 0;
+	return true;
 }
 
 /* The file listing the domain's processes: v2 if any, else a v1 one. */

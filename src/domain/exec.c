@@ -36,9 +36,6 @@
 #include "../lib/util.h"
 #include "runtimeInt.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
 
 struct xchild {
 	const struct mz_domain_proc *d;
@@ -157,19 +154,13 @@ int mz_domain_exec(const struct mz_domain_proc *d, const struct mz_exec_spec *x,
 		return r;
 	}
 	struct clone_args ca = {.exit_signal = SIGCHLD};
-	if (c.join.v2fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)c.join.v2fd;
-		c.v2_done = true;
-	}
+	c.v2_done = mz_cg_clone_into(&c.join, &ca);
 	/* no handler of the caller's may run in the child */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid_t pid = mz_clone3(&ca);
-	if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && (pid == -EINVAL || pid == -E2BIG)) {
-		ca.flags = 0;
-		ca.cgroup = 0;
+	if (mz_cg_clone_fallback(&ca, pid)) {
 		c.v2_done = false;
 		pid = mz_clone3(&ca);
 	}

@@ -49,6 +49,14 @@ void mz_cg_join_close(struct mz_cg_join *j);
 /* Child side: move the calling (single-threaded) process into the v1 groups,
  * and into the v2 group unless clone3 already put it there. */
 int mz_cg_join_self(const struct mz_cg_join *j, bool v2_done);
+struct clone_args;
+/* Parent side: have clone3 put the child straight into the v2 group
+ * (CLONE_INTO_CGROUP); true if it was asked for (the child's v2_done). */
+bool mz_cg_clone_into(const struct mz_cg_join *j, struct clone_args *ca);
+/* clone3 returned r: if that is a kernel before 5.7 refusing
+ * CLONE_INTO_CGROUP, ca no longer asks for it and the answer is true: clone
+ * again, and the child joins by writing cgroup.procs (v2_done false). */
+bool mz_cg_clone_fallback(struct clone_args *ca, long r);
 /* SIGKILL: cgroup.kill where there is one, else kill every listed process until
  * the group is empty.  Other signals: every listed process once. */
 int mz_cg_signal(const char *rel, int sig, mz_error_t *err);

@@ -58,9 +58,6 @@
 #include "runtimeInt.h"
 #include "sys.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
 
 #define STACK_SIZE (128 * 1024)
 
@@ -474,11 +471,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 			.pidfd = (uint64_t)(uintptr_t)&pidfd,
 			.exit_signal = SIGCHLD,
 		};
-		if (c.join.v2fd >= 0) {
-			ca.flags |= CLONE_INTO_CGROUP;
-			ca.cgroup = (uint64_t)c.join.v2fd;
-			c.v2_done = true;
-		}
+		c.v2_done = mz_cg_clone_into(&c.join, &ca);
 		/* The children start with every signal blocked: no handler of
 		 * the caller's runs in them (init and pid 2 set their own). */
 		sigset_t all, old;
@@ -486,10 +479,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		struct clone_args again = ca;
 		pid = mz_clone_fn(&ca, child_main, &c, stacks, STACK_SIZE);
-		if (pid < 0 && (again.flags & CLONE_INTO_CGROUP) && (pid == -EINVAL || pid == -E2BIG)) {
-			/* a kernel before 5.7: join the v2 group by writing cgroup.procs */
-			again.flags &= ~CLONE_INTO_CGROUP;
-			again.cgroup = 0;
+		if (mz_cg_clone_fallback(&again, pid)) {
 			c.v2_done = false;
 			pid = mz_clone_fn(&again, child_main, &c, stacks, STACK_SIZE);
 		}

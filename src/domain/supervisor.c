@@ -151,11 +151,20 @@ static int etc_files_ensure(mz_store *s, mz_lid tree, mz_error_t *err)
 	int r = mz_view_open(s, tree, &v, err);
 	if (r < 0)
 		return r;
+	const char *names[] = {"hosts", "resolv.conf"};
+	mz_ino etc = 0, ino;
+	/* every start but the first finds them there: no write lock taken */
+	bool missing = mz_view_lookup(v, mz_view_root(v), "etc", &etc, NULL) == -ENOENT;
+	for (size_t i = 0; i < 2 && !missing; i++)
+		missing = mz_view_lookup(v, etc, names[i], &ino, NULL) == -ENOENT;
+	if (!missing) {
+		mz_view_close(v);
+		return 0;
+	}
 	int64_t now = now_ns();
 	struct mz_inode a = {.mode = S_IFDIR | 0755, .atime_ns = now, .mtime_ns = now,
 			     .ctime_ns = now};
 	struct mz_inode got;
-	mz_ino etc = 0;
 	r = mz_store_begin(s, err);
 	if (r == 0) {
 		r = mz_view_lookup(v, mz_view_root(v), "etc", &etc, NULL);
@@ -165,12 +174,10 @@ static int etc_files_ensure(mz_store *s, mz_lid tree, mz_error_t *err)
 		else if (r < 0)
 			r = mz_error_sys(err, -r, "looking up /etc in the domain's tree");
 	}
-	const char *names[] = {"hosts", "resolv.conf"};
 	a.mode = S_IFREG | 0644;
 	bool dir = r == 0 && mz_view_getattr(v, etc, &got, NULL) == 0 && S_ISDIR(got.mode);
 	for (size_t i = 0; r == 0 && dir && i < 2; i++) {
 		/* anything but a missing name is the domain's own: left alone */
-		mz_ino ino;
 		if (mz_view_lookup(v, etc, names[i], &ino, NULL) == -ENOENT)
 			r = mz_view_create(v, etc, names[i], &a, 0, NULL, &got, err);
 	}

@@ -21,8 +21,9 @@
 	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status, services, "    \
 	"init_mode"
 
-static void rec_from_row(sqlite3_stmt *st, struct mz_domain_rec *r)
+static void rec_from_row(sqlite3_stmt *st, void *row)
 {
+	struct mz_domain_rec *r = row;
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 0));
 	r->tree = sqlite3_column_int64(st, 1);
@@ -154,27 +155,16 @@ int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,
 	return 0;
 }
 
+static void recs_free(void *v, size_t n)
+{
+	mz_domain_recs_free(v, n);
+}
+
 int mz_domain_rec_list(mz_store *s, struct mz_domain_rec **out, size_t *n, mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(s, "SELECT " DOM_COLS " FROM domain ORDER BY name");
-	struct mz_domain_rec *v = NULL;
-	size_t k = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == cap) {
-			cap = cap ? 2 * cap : 16;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		rec_from_row(st, &v[k++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		mz_domain_recs_free(v, k);
-		return store_dberr(s, err, "list domains");
-	}
-	*out = v;
-	*n = k;
-	return 0;
+	return store_rows(s, st, sizeof(**out), rec_from_row, recs_free, (void **)out, n,
+			  "list domains", err);
 }
 
 int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *err)

@@ -26,8 +26,9 @@
 
 #define LAN_COLS "id, name, net4, len4, net6, len6, nat, isolated, created, hosts_gen"
 
-static void lan_from_row(sqlite3_stmt *st, struct mz_lan_rec *r)
+static void lan_from_row(sqlite3_stmt *st, void *row)
 {
+	struct mz_lan_rec *r = row;
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(st, 0);
 	snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 1));
@@ -114,24 +115,8 @@ int mz_lan_rec_get_id(mz_store *s, int64_t id, struct mz_lan_rec *out, mz_error_
 int mz_lan_rec_list(mz_store *s, struct mz_lan_rec **out, size_t *n, mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(s, "SELECT " LAN_COLS " FROM lan ORDER BY name");
-	struct mz_lan_rec *v = NULL;
-	size_t k = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == cap) {
-			cap = cap ? 2 * cap : 8;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		lan_from_row(st, &v[k++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return store_dberr(s, err, "list LANs");
-	}
-	*out = v;
-	*n = k;
-	return 0;
+	return store_rows(s, st, sizeof(**out), lan_from_row, NULL, (void **)out, n, "list LANs",
+			  err);
 }
 
 int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err)
@@ -164,8 +149,9 @@ int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err)
 	"l.hosts_gen, n.hosts_gen, l.veth, l.rate_in, l.rate_out"
 #define LEASE_FROM " FROM lease l JOIN lan n ON n.id = l.lan "
 
-static void lease_from_row(sqlite3_stmt *st, struct mz_lease_rec *r)
+static void lease_from_row(sqlite3_stmt *st, void *row)
 {
+	struct mz_lease_rec *r = row;
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(st, 0);
 	r->lan = sqlite3_column_int64(st, 1);
@@ -313,27 +299,16 @@ int mz_lease_alloc(mz_store *s, const struct mz_lan_rec *lan, const char *domain
 	return mz_store_commit(s, err);
 }
 
+static void leases_free(void *v, size_t n)
+{
+	mz_lease_recs_free(v, n);
+}
+
 static int lease_rows(mz_store *s, sqlite3_stmt *st, struct mz_lease_rec **out, size_t *n,
 		      mz_error_t *err)
 {
-	struct mz_lease_rec *v = NULL;
-	size_t k = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == cap) {
-			cap = cap ? 2 * cap : 8;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		lease_from_row(st, &v[k++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		mz_lease_recs_free(v, k);
-		return store_dberr(s, err, "list leases");
-	}
-	*out = v;
-	*n = k;
-	return 0;
+	return store_rows(s, st, sizeof(**out), lease_from_row, leases_free, (void **)out, n,
+			  "list leases", err);
 }
 
 int mz_lease_list(mz_store *s, const char *domain, int64_t lan, struct mz_lease_rec **out,
@@ -463,6 +438,16 @@ int mz_fwd_add(mz_store *s, const struct mz_fwd_rec *f, mz_error_t *err)
 	return mz_store_commit(s, err);
 }
 
+static void fwd_from_row(sqlite3_stmt *st, void *row)
+{
+	struct mz_fwd_rec *f = row;
+	memset(f, 0, sizeof(*f));
+	snprintf(f->domain, sizeof(f->domain), "%s", (const char *)sqlite3_column_text(st, 0));
+	f->proto = sqlite3_column_int(st, 1);
+	f->host_port = sqlite3_column_int(st, 2);
+	f->domain_port = sqlite3_column_int(st, 3);
+}
+
 int mz_fwd_list(mz_store *s, const char *domain, struct mz_fwd_rec **out, size_t *n,
 		mz_error_t *err)
 {
@@ -470,28 +455,6 @@ int mz_fwd_list(mz_store *s, const char *domain, struct mz_fwd_rec **out, size_t
 					 "WHERE ?1 IS NULL OR domain = ?1 ORDER BY proto, host_port");
 	if (domain)
 		sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-	struct mz_fwd_rec *v = NULL;
-	size_t k = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == cap) {
-			cap = cap ? 2 * cap : 8;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		memset(&v[k], 0, sizeof(v[k]));
-		snprintf(v[k].domain, sizeof(v[k].domain), "%s",
-			 (const char *)sqlite3_column_text(st, 0));
-		v[k].proto = sqlite3_column_int(st, 1);
-		v[k].host_port = sqlite3_column_int(st, 2);
-		v[k].domain_port = sqlite3_column_int(st, 3);
-		k++;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return store_dberr(s, err, "list port forwards");
-	}
-	*out = v;
-	*n = k;
-	return 0;
+	return store_rows(s, st, sizeof(**out), fwd_from_row, NULL, (void **)out, n,
+			  "list port forwards", err);
 }

@@ -174,6 +174,33 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what)
 	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
+int store_rows(mz_store *s, sqlite3_stmt *st, size_t elem, void (*from_row)(sqlite3_stmt *, void *),
+	       void (*free_rows)(void *, size_t), void **out, size_t *n, const char *what,
+	       mz_error_t *err)
+{
+	char *v = NULL;
+	size_t k = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == cap) {
+			cap = cap ? 2 * cap : 8;
+			v = xrealloc(v, cap * elem);
+		}
+		from_row(st, v + k++ * elem);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if (free_rows)
+			free_rows(v, k);
+		else
+			free(v);
+		return store_dberr(s, err, what);
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
 void mz_store_shrink(mz_store *s)
 {
 	if (s->tx_depth > 0 || s->batch_open)

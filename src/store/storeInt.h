@@ -41,6 +41,13 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what);
 int store_exec(mz_store *s, const char *sql, mz_error_t *err);
 /* Step a statement to completion (SQLITE_DONE); rows are an error. */
 int store_step_done(mz_store *s, sqlite3_stmt *st, mz_error_t *err, const char *what);
+/* Step st to its end, each row made into one element of elem bytes by
+ * from_row(st, element); the elements go to *out (malloc'ed), their number
+ * to *n.  On an error the first k are given to free_rows (NULL: plain free
+ * of the array).  The one loop of every "list the rows" of the catalog. */
+int store_rows(mz_store *s, sqlite3_stmt *st, size_t elem, void (*from_row)(sqlite3_stmt *, void *),
+	       void (*free_rows)(void *, size_t), void **out, size_t *n, const char *what,
+	       mz_error_t *err);
 
 /* Allocate a fresh inode number (inside a transaction). */
 int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err);
