@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../domain/supervisor.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 #include "domain_opts.h"
 
@@ -64,6 +65,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		mz_store_close(s);
 		return cli_fail(&err);
 	}
+	mz_debug("run: %s: created", o.name);
 	cleanup_free char *root = xstrdup(mz_store_root(s));
 
 	/* One catalog handle for all of it: each open costs a schema read. */
@@ -73,6 +75,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	int status = 0;
 	r = mz_supervise(&so, &status, &err);
 	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
+	mz_debug("run: %s: supervised", o.name);
 	if (o.rm) {
 		mz_error_t e2 cleanup_error = NULL;
 		if (domain_remove(s, o.name, &e2) < 0)
@@ -80,5 +83,6 @@ int cmd_run(struct cli *c, int argc, char **argv)
 				e2 ? e2->msg : "");
 	}
 	mz_store_close(s);
+	mz_debug("run: %s: removed", o.name);
 	return code;
 }

@@ -100,6 +100,7 @@ int main(int argc, char **argv)
 {
 	struct cli c = {.argv0 = argv[0]};
 	mz_log_init("mezzo");
+	mz_debug("main: %s", argc > 1 ? argv[1] : "");
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)

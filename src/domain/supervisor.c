@@ -209,16 +209,13 @@ static void *net_prepare_thread(void *arg)
 
 /* Empty files for the LAN's hosts and resolv.conf, which the runtime binds
  * over the domain's before attach fills them in (in place: same inode). */
-static int net_files_make(const char *dir, mz_error_t *err)
+static int resolv_file_make(const char *dir, mz_error_t *err)
 {
-	const char *names[] = {"hosts", "resolv.conf"};
-	for (size_t i = 0; i < 2; i++) {
-		cleanup_free char *p = xasprintf("%s/%s", dir, names[i]);
-		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd < 0)
-			return mz_error_sys(err, errno, "cannot make %s", p);
-		close(fd);
-	}
+	cleanup_free char *p = xasprintf("%s/resolv.conf", dir);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return mz_error_sys(err, errno, "cannot make %s", p);
+	close(fd);
 	return 0;
 }
 
@@ -488,14 +485,16 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0)
 		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
 	mz_lease_recs_free(leases, nleases);
+	cleanup_free char *hosts = NULL;
 	if (r == 0 && nleases) {
 		r = etc_files_ensure(s, rec.tree, err);
 		if (r == 0)
-			r = net_files_make(dir, err);
+			r = resolv_file_make(dir, err);
+		if (r == 0 && (hosts = mz_net_hosts_file(s, o->name, err)) == NULL)
+			r = *err ? -(*err)->code : -EIO;
 		if (r == 0)
 			net_thread = pthread_create(&nth, NULL, net_prepare_thread, s) == 0;
 	}
-	cleanup_free char *hosts = nleases ? xasprintf("%s/hosts", dir) : NULL;
 	cleanup_free char *resolv = nleases ? xasprintf("%s/resolv.conf", dir) : NULL;
 	struct net_job nj = {.s = s, .name = o->name, .rundir = dir};
 	struct fs_job job = {
@@ -546,12 +545,14 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		for (int i = 0; i < 3; i++)
 			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
 		r = fs_wait(&job, err);
+		mz_debug("start: %s: tree mounted", o->name);
 		if (net_thread) {
 			pthread_join(nth, NULL); /* the hook must not race its warm-up */
 			net_thread = false;
 		}
 		if (r == 0)
 			r = mz_domain_spawn(&spec, &proc, err);
+		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
 	}
 	if (r == 0)
@@ -579,6 +580,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		}
 		malloc_trim(0);
 		r = wait_init(o, &proc, o->console ? &con : NULL, status, err);
+		mz_debug("stop: %s: init exited", o->name);
 	}
 
 	/* Teardown, in reverse order, whatever happened above. */
@@ -591,6 +593,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (proc.pidfd >= 0)
 			close(proc.pidfd);
 	}
+	mz_debug("stop: %s: processes and cgroups gone", o->name);
 	console_close(&con);
 	if (thread) {
 		fs_wait(&job, NULL);
@@ -605,6 +608,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	} else if (thread) {
 		pthread_join(th, NULL); /* it failed to mount, and has returned */
 	}
+	mz_debug("stop: %s: tree unmounted", o->name);
 	if (net_thread)
 		pthread_join(nth, NULL);
 	/* The last words in the catalog: through our own handle if we kept
@@ -624,6 +628,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			mz_warn("%s", e3 ? e3->msg : "");
 	}
 	mz_fs_stop(S);
+	mz_debug("stop: %s: recorded", o->name);
 	free_argv(argv);
 	free(svc);
 	mz_service_list_free(&sl);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_prog = "mezzo";
@@ -31,7 +32,17 @@ void mz_log(int level, const char *fmt, ...)
 	if (level == MZ_LOG_DEBUG && !log_debug)
 		return;
 	char buf[2048];
-	int n = snprintf(buf, sizeof(buf), "%s: %s: ", log_prog, names[level]);
+	int n;
+	if (level == MZ_LOG_DEBUG) {
+		/* CLOCK_MONOTONIC, so that the lines of the CLI, the supervisor
+		 * and the tree server of one start line up as a timeline */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		n = snprintf(buf, sizeof(buf), "%s[%d] %lld.%06ld: debug: ", log_prog, (int)getpid(),
+			     (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	} else {
+		n = snprintf(buf, sizeof(buf), "%s: %s: ", log_prog, names[level]);
+	}
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);

@@ -799,7 +799,7 @@ int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err)
 	if (r == 0)
 		r = mz_lease_forget(s, domain, err);
 	if (r == 0)
-		mz_hosts_refresh_stale(s, domain);
+		mz_hosts_refresh(s, NULL);
 	close(lock);
 	return r;
 }
@@ -1104,7 +1104,7 @@ int mz_net_lan_remove(mz_store *s, const char *name, bool force, mz_error_t *err
 	if (r == 0 || r == -ENODEV)
 		r = mz_lan_rec_remove(s, lan.id, err);
 	if (r == 0) {
-		mz_hosts_refresh_stale(s, NULL);
+		mz_hosts_refresh(s, NULL);
 		/* and whatever a crash left behind, tables too if it was the last */
 		r = cleanup_locked(s, NULL, err);
 	}
@@ -1115,5 +1115,10 @@ int mz_net_lan_remove(mz_store *s, const char *name, bool force, mz_error_t *err
 
 void mz_net_refresh_hosts(mz_store *s, const char *domain)
 {
-	mz_hosts_refresh_stale(s, domain);
+	mz_hosts_refresh(s, domain);
+}
+
+char *mz_net_hosts_file(mz_store *s, const char *domain, mz_error_t *err)
+{
+	return mz_hosts_file(s, domain, err);
 }

@@ -71,21 +71,26 @@ int mz_net_plan(mz_store *s, const char *domain, const char *const *lans, size_t
  * LAN's bridge (made if missing), a veth pair whose peer is born in netns_fd
  * as eth<nic> with the lease's MAC, addresses and (on the first LAN that has
  * a way out) default routes; the filter elements that let its traffic pass;
- * its port forwards.  Then rundir/hosts (the domain's own name and every
- * member of its LANs) and rundir/resolv.conf, for the caller to bind-mount
- * read-only over /etc/hosts and /etc/resolv.conf.  The other members' hosts
- * files (rewritten in place: same inode, so their bind mounts see it) learn
- * of it by mz_net_refresh_hosts, which the caller runs next.  A domain with
- * no leases gets the two files
- * only.  Thread-safe; the calling thread visits netns_fd for a moment.  On
+ * its port forwards.  Then the hosts file of its set of LANs (see
+ * mz_net_hosts_file) is brought up to date, and rundir/resolv.conf written,
+ * for the caller to bind-mount read-only over /etc/hosts and
+ * /etc/resolv.conf.  The files of other sets of LANs that share one with it
+ * learn of it by mz_net_refresh_hosts, which the caller runs next.  A domain
+ * with no leases gets its resolv.conf only.  Thread-safe; the calling thread visits netns_fd for a moment.  On
  * failure the kernel state made so far is undone. */
 int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *rundir,
 		  mz_error_t *err);
 
-/* After an attach, once the domain runs: rewrite (in place) the hosts files
- * of the other running members of its LANs that do not list it yet.  Kept
- * out of mz_net_attach so that a start does not wait for it: on a LAN of N
- * running domains it writes N files. */
+/* The hosts file that domain's supervisor binds over its /etc/hosts: one
+ * per set of LANs, shared by every domain on the same LANs, rewritten in
+ * place as their leases change (made empty here if missing: the attach
+ * fills it).  NULL with err if domain has no LAN.  Free it. */
+char *mz_net_hosts_file(mz_store *s, const char *domain, mz_error_t *err);
+
+/* After an attach, once the domain runs: bring up to date the hosts files of
+ * the other sets of LANs that share a LAN with it (a domain on LANs A and B
+ * and one on A alone read different files).  Kept out of mz_net_attach so
+ * that a start does not wait for it. */
 void mz_net_refresh_hosts(mz_store *s, const char *domain);
 
 /* Optional: take ~1.4 ms off the attach by starting libnftables now (load
@@ -111,7 +116,7 @@ int mz_net_set_rates(mz_store *s, const char *domain, int64_t ingress, int64_t e
 int mz_net_detach(mz_store *s, const char *domain, mz_error_t *err);
 
 /* At rm: detach if needed, then the domain's leases and forwards go, and the
- * hosts files of the running members of its LANs forget it. */
+ * hosts files of its LANs forget it. */
 int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err);
 
 /* After a crash: filter elements of leases whose veth is gone, veths of the

@@ -92,11 +92,15 @@ void mz_nft_put_drop(FILE *f, const char *tag);
 
 /* ---- host files (hosts.c) ----------------------------------------------- */
 
-/* Write rundir/hosts and rundir/resolv.conf for domain. */
+/* Bring the hosts file of domain's set of LANs up to date (made if missing)
+ * and write rundir/resolv.conf. */
 int mz_hosts_write(mz_store *s, const char *domain, const char *rundir, mz_error_t *err);
-/* Rewrite, in place, the hosts files of attached domains (but except) whose
- * LANs' leases changed since they were written.  Best effort: a member whose
- * file is gone is skipped. */
-void mz_hosts_refresh_stale(mz_store *s, const char *except);
+/* The hosts file of domain's set of LANs, made (empty) if missing; NULL
+ * with err if it has no LAN.  Free it. */
+char *mz_hosts_file(mz_store *s, const char *domain, mz_error_t *err);
+/* Bring up to date the hosts files of the sets of LANs that share a LAN with
+ * domain (all of them if NULL), and delete those of LANs that are gone.
+ * Best effort. */
+void mz_hosts_refresh(mz_store *s, const char *domain);
 
 #endif

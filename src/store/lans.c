@@ -146,7 +146,7 @@ int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err)
 
 #define LEASE_COLS                                                                      \
 	"l.id, l.lan, l.domain, l.nic, l.ip4, l.ip6, l.mac, l.attached, l.rundir, "       \
-	"l.hosts_gen, n.hosts_gen, l.veth, l.rate_in, l.rate_out"
+	"l.veth, l.rate_in, l.rate_out"
 #define LEASE_FROM " FROM lease l JOIN lan n ON n.id = l.lan "
 
 static void lease_from_row(sqlite3_stmt *st, void *row)
@@ -170,12 +170,10 @@ static void lease_from_row(sqlite3_stmt *st, void *row)
 	r->attached = sqlite3_column_int(st, 7) != 0;
 	const char *rd = (const char *)sqlite3_column_text(st, 8);
 	r->rundir = rd ? xstrdup(rd) : NULL;
-	r->hosts_gen = sqlite3_column_int64(st, 9);
-	r->lan_gen = sqlite3_column_int64(st, 10);
-	const char *veth = (const char *)sqlite3_column_text(st, 11);
+	const char *veth = (const char *)sqlite3_column_text(st, 9);
 	snprintf(r->veth, sizeof(r->veth), "%s", veth ? veth : "");
-	r->rate_in = sqlite3_column_int64(st, 12);
-	r->rate_out = sqlite3_column_int64(st, 13);
+	r->rate_in = sqlite3_column_int64(st, 10);
+	r->rate_out = sqlite3_column_int64(st, 11);
 }
 
 void mz_lease_recs_free(struct mz_lease_rec *v, size_t n)
@@ -323,23 +321,11 @@ int mz_lease_list(mz_store *s, const char *domain, int64_t lan, struct mz_lease_
 	return lease_rows(s, st, out, n, err);
 }
 
-int mz_lease_list_stale(mz_store *s, const char *except, struct mz_lease_rec **out, size_t *n,
-			mz_error_t *err)
-{
-	sqlite3_stmt *st = store_stmt(s, "SELECT " LEASE_COLS LEASE_FROM
-					 "WHERE l.attached AND l.hosts_gen < n.hosts_gen AND "
-					 "(?1 IS NULL OR l.domain != ?1) ORDER BY l.domain, l.nic");
-	if (except)
-		sqlite3_bind_text(st, 1, except, -1, SQLITE_STATIC);
-	return lease_rows(s, st, out, n, err);
-}
-
 int mz_lease_attach(mz_store *s, int64_t id, const char *veth, const char *rundir,
 		    mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(
-		s, "UPDATE lease SET attached = 1, veth = ?, rundir = ?, "
-		   "hosts_gen = (SELECT hosts_gen FROM lan WHERE lan.id = lease.lan) WHERE id = ?");
+		s, "UPDATE lease SET attached = 1, veth = ?, rundir = ? WHERE id = ?");
 	sqlite3_bind_text(st, 1, veth, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rundir, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, id);
@@ -351,14 +337,6 @@ int mz_lease_detach(mz_store *s, int64_t id, mz_error_t *err)
 	sqlite3_stmt *st = store_stmt(s, "UPDATE lease SET attached = 0 WHERE id = ?");
 	sqlite3_bind_int64(st, 1, id);
 	return store_step_done(s, st, err, "detach lease");
-}
-
-int mz_lease_set_hosts_gen(mz_store *s, int64_t id, int64_t gen, mz_error_t *err)
-{
-	sqlite3_stmt *st = store_stmt(s, "UPDATE lease SET hosts_gen = max(hosts_gen, ?) WHERE id = ?");
-	sqlite3_bind_int64(st, 1, gen);
-	sqlite3_bind_int64(st, 2, id);
-	return store_step_done(s, st, err, "update lease");
 }
 
 int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,

@@ -99,7 +99,7 @@ static const char schema_sql[] =
 	"  attached INTEGER NOT NULL DEFAULT 0,"           /* rules may be in the kernel */
 	"  veth TEXT,"                                     /* host end, last attached */
 	"  rundir TEXT,"                                   /* where its hosts file is */
-	"  hosts_gen INTEGER NOT NULL DEFAULT 0,"          /* the LAN's, when last written */
+	"  hosts_gen INTEGER NOT NULL DEFAULT 0,"          /* unused: hosts files are per set of LANs */
 	"  rate_in INTEGER NOT NULL DEFAULT 0,"            /* bytes/s, 0: no limit */
 	"  rate_out INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE(lan, ip4), UNIQUE(lan, mac), UNIQUE(lan, domain), UNIQUE(domain, nic));"

@@ -315,7 +315,8 @@ struct mz_lan_rec {
 	bool nat;                  /* outbound traffic is masqueraded */
 	bool isolated;             /* no route out at all */
 	int64_t created_ns;
-	int64_t hosts_gen;         /* grows whenever its set of leases changes */
+	int64_t hosts_gen;         /* grows whenever its set of leases changes: the
+				      hosts files of its domains name it */
 };
 
 /* Insert r (name, subnets, flags); out: id, created_ns.  EEXIST if the name
@@ -340,9 +341,7 @@ struct mz_lease_rec {
 	uint8_t mac[6];
 	bool attached;             /* its filter rules may be in the kernel */
 	char veth[16];             /* its host end when last attached ("": never) */
-	char *rundir;              /* where its hosts file is (NULL: none yet) */
-	int64_t hosts_gen;         /* its LAN's hosts_gen when its file was written */
-	int64_t lan_gen;           /* its LAN's hosts_gen as this record was read */
+	char *rundir;              /* its domain's run directory when last attached */
 	int64_t rate_in, rate_out; /* bandwidth limits, bytes/s (0: none) */
 };
 
@@ -355,18 +354,11 @@ int mz_lease_alloc(mz_store *s, const struct mz_lan_rec *lan, const char *domain
 /* Leases of a domain (NULL: any), on a LAN (0: any), by domain and NIC. */
 int mz_lease_list(mz_store *s, const char *domain, int64_t lan, struct mz_lease_rec **out,
 		  size_t *n, mz_error_t *err);
-/* Attached leases, but domain's, whose hosts file is older than their LAN's
- * set of leases. */
-int mz_lease_list_stale(mz_store *s, const char *except, struct mz_lease_rec **out, size_t *n,
-			mz_error_t *err);
 /* The lease is (or is no longer) attached: its filter rules may be in the
- * kernel, for its host end veth.  Attaching records rundir and takes the
- * LAN's current hosts_gen (the caller writes the file after this). */
+ * kernel, for its host end veth.  Attaching records rundir. */
 int mz_lease_attach(mz_store *s, int64_t id, const char *veth, const char *rundir,
 		    mz_error_t *err);
 int mz_lease_detach(mz_store *s, int64_t id, mz_error_t *err);
-/* The lease's hosts file was written from the leases of generation gen. */
-int mz_lease_set_hosts_gen(mz_store *s, int64_t id, int64_t gen, mz_error_t *err);
 /* Bandwidth limits (bytes/s, 0: none) of every lease of a domain. */
 int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
 		       mz_error_t *err);

@@ -42,6 +42,9 @@ struct mz_view {
 struct vcache {
 	struct mz_inode a;
 	int8_t has_xattr; /* -1 unknown */
+	/* a.size and a.blocks are the sealed object's own: it never changes,
+	 * so it is stat'ed once, not at every getattr (an open is one) */
+	bool sealed_filled;
 };
 
 #define VIEW_CACHE_MAX 200000
@@ -172,22 +175,25 @@ int mz_view_lookup(mz_view *v, mz_ino dir, const char *name, mz_ino *out, mz_err
 	return r ? 0 : -ENOENT;
 }
 
-static void inode_fill_from_object(mz_view *v, struct mz_inode *a)
+/* false if the object file cannot be stat'ed (store check reports that):
+ * a keeps the catalog's values */
+static bool inode_fill_from_object(mz_view *v, struct mz_inode *a)
 {
 	char rel[32];
 	struct stat stb;
 	mz_object_relpath(a->object, rel);
 	if (fstatat(v->s->objects_fd, rel, &stb, AT_SYMLINK_NOFOLLOW) < 0)
-		return; /* reported by store check; keep the catalog's values */
+		return false;
 	a->blocks = stb.st_blocks;
 	a->size = stb.st_size;
 	if (a->object_sealed)
-		return;
+		return true;
 	a->atime_ns = (int64_t)stb.st_atim.tv_sec * 1000000000 + stb.st_atim.tv_nsec;
 	a->mtime_ns = (int64_t)stb.st_mtim.tv_sec * 1000000000 + stb.st_mtim.tv_nsec;
 	int64_t c = (int64_t)stb.st_ctim.tv_sec * 1000000000 + stb.st_ctim.tv_nsec;
 	if (c > a->ctime_ns)
 		a->ctime_ns = c;
+	return true;
 }
 
 static int getattr_db(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err);
@@ -204,12 +210,18 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 		c = xmalloc(sizeof(*c));
 		c->a = *a;
 		c->has_xattr = -1;
+		c->sealed_filled = false;
 		imap_put(&v->cache, ino, c);
 	}
 	*a = c->a;
+	if (c->sealed_filled)
+		return 0;
 	a->blocks = (a->size + 511) / 512;
-	if (a->object)
-		inode_fill_from_object(v, a);
+	if (a->object && inode_fill_from_object(v, a) && a->object_sealed) {
+		c->a.size = a->size;
+		c->a.blocks = a->blocks;
+		c->sealed_filled = true;
+	}
 	return 0;
 }
 

@@ -8,7 +8,7 @@
  *   nettest tag ROOT                      the store's interface/table tag
  *   nettest holder                        new net+mount namespaces; prints
  *                                         its pid, then obeys stdin lines:
- *                                         "bind DIR" (DIR/hosts and
+ *                                         "bind HOSTS DIR" (HOSTS and
  *                                         DIR/resolv.conf over /etc's);
  *                                         exits at end of input
  *   nettest plan ROOT DOMAIN LAN[,LAN..] [PORTFWD...]
@@ -16,6 +16,7 @@
  *                                         prints how long the attach took
  *   nettest rates ROOT DOMAIN IN OUT      bandwidth limits, bytes/s
  *   nettest detach|forget ROOT DOMAIN
+ *   nettest hosts ROOT DOMAIN             the hosts file of its LANs
  *   nettest cleanup ROOT
  *   nettest nft CMDS                      run nft commands, print the output
  *   nettest in PID PROBE ARGS...          run a probe in PID's namespaces:
@@ -123,8 +124,15 @@ static int holder(void)
 		line[strcspn(line, "\n")] = '\0';
 		if (strncmp(line, "bind ", 5) == 0) {
 			char a[4200], b[4200];
-			snprintf(a, sizeof(a), "%s/hosts", line + 5);
-			snprintf(b, sizeof(b), "%s/resolv.conf", line + 5);
+			char *dir = strchr(line + 5, ' ');
+			if (dir == NULL) {
+				printf("bind HOSTS DIR\n");
+				fflush(stdout);
+				continue;
+			}
+			*dir++ = '\0';
+			snprintf(a, sizeof(a), "%s", line + 5);
+			snprintf(b, sizeof(b), "%s/resolv.conf", dir);
 			int ok = mount(a, "/etc/hosts", NULL, MS_BIND, NULL) == 0 &&
 				 mount(NULL, "/etc/hosts", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) == 0 &&
 				 mount(b, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
@@ -813,7 +821,12 @@ int main(int argc, char **argv)
 		r = mz_net_set_rates(s, argv[3], atoll(argv[4]), atoll(argv[5]), &err);
 	else if (strcmp(cmd, "forget") == 0 && argc == 4)
 		r = mz_net_forget_domain(s, argv[3], &err);
-	else if (strcmp(cmd, "cleanup") == 0 && argc == 3) {
+	else if (strcmp(cmd, "hosts") == 0 && argc == 4) {
+		cleanup_free char *path = mz_net_hosts_file(s, argv[3], &err);
+		r = path ? 0 : -EIO;
+		if (path)
+			printf("%s\n", path);
+	} else if (strcmp(cmd, "cleanup") == 0 && argc == 3) {
 		int n = 0;
 		r = mz_net_cleanup_orphans(s, &n, &err);
 		if (r == 0)

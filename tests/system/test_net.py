@@ -77,7 +77,8 @@ class Domain:
     def attach(self):
         os.makedirs(self.rundir, exist_ok=True)
         nettest("attach", self.net.mezzo.root, self.name, str(self.pid), self.rundir)
-        self.proc.stdin.write(f"bind {self.rundir}\n")
+        self.hosts = nettest("hosts", self.net.mezzo.root, self.name).stdout.strip()
+        self.proc.stdin.write(f"bind {self.hosts} {self.rundir}\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "ok"
 
@@ -307,9 +308,11 @@ def test_same_lan_by_name(mezzo, net):
     b = net.domain("b", ["web"])
     la, lb = a.lease(), b.lease()
     assert la["ipv4"] != lb["ipv4"] and la["mac"] != lb["mac"] and la["attached"]
-    # both names in both hosts files (a's was rewritten when b came)
+    # one hosts file for the two (the same LANs), which learnt b when b came
+    assert a.hosts == b.hosts and os.path.dirname(a.hosts) == \
+        os.path.join(mezzo.root, "run", "hosts")
     for d in (a, b):
-        hosts = open(os.path.join(d.rundir, "hosts")).read()
+        hosts = open(d.hosts).read()
         assert f"{la['ipv4']}\ta\n" in hosts and f"{lb['ipv4']}\tb\n" in hosts
         assert f"{la['ipv6']}\ta\n" in hosts and "127.0.0.1\tlocalhost" in hosts
     assert "nameserver" in open(os.path.join(a.rundir, "resolv.conf")).read()
@@ -343,7 +346,7 @@ def test_lans_are_apart_and_host_is_closed(mezzo, net):
     assert "connect" in a.fails("connect", ca["ipv4"], "80")
     c.fails("ping", a.lease()["ipv4"])
     # c is not in a's hosts file
-    assert "\tc\n" not in open(os.path.join(a.rundir, "hosts")).read()
+    assert "\tc\n" not in open(a.hosts).read()
     # the host's services: on the LAN's own address and on the host's
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -543,7 +546,7 @@ def test_restart_keeps_addresses(mezzo, net):
     a = net.domain("a", ["web"])
     b = net.domain("b", ["web"])
     before = a.lease()
-    hosts_b = os.path.join(b.rundir, "hosts")
+    hosts_b = b.hosts
     inode = os.stat(hosts_b).st_ino
     # restart a at once, twice: its last veths may linger a while
     for _ in range(3):
@@ -621,8 +624,9 @@ def test_two_lans_two_nics(mezzo, net):
     assert f"default via {net.inspect('front')['gateway']} dev eth0" in route
     assert a.ok("ping", "b") == "reply"
     assert b.ok("ping", "a") == "reply"
-    # b reaches a on the LAN they share only
-    hosts = open(os.path.join(b.rundir, "hosts")).read()
+    # b reaches a on the LAN they share only; their LANs differ, their files too
+    assert a.hosts != b.hosts
+    hosts = open(b.hosts).read()
     back_ip = [m for m in net.inspect("back")["members"] if m["domain"] == "a"][0]["ipv4"]
     assert f"{back_ip}\ta\n" in hosts
 
