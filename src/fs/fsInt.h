@@ -118,6 +118,16 @@ void fs_flush(struct fs_server *S);
 /* Without the lock: how long waiter may sleep (-1: until a request), and
  * the work to do when that sleep timed out (takes the lock). */
 int fs_wait_ms(struct fs_server *S, int waiter);
+/* After a request, a server thread keeps looking for the next one (without
+ * sleeping, yielding the CPU between tries) for this long before it sleeps:
+ * requests come in bursts (a path walk, an untar), and the next one then
+ * finds the server awake instead of paying a wakeup, most of a request's
+ * cost on these VMs (an idle vCPU's wakeup is a trip through the host).
+ * Measured on /dev/fuse: open()+close() 13.7 -> 8.8 us, an untar of Debian
+ * 4.7 -> 3.9 s; on io_uring: open()+close() 15 -> 6 us.  An idle tree costs
+ * nothing: the spin starts only after a request. */
+#define FS_SPIN_NS (50 * 1000)
+
 int64_t fs_wait_ns(struct fs_server *S, int waiter);
 void fs_idle(struct fs_server *S);
 

@@ -446,13 +446,6 @@ static void fs_serve_one(struct fs_server *S, ssize_t len)
 	pthread_mutex_unlock(&S->lock);
 }
 
-/* After a request, the server keeps reading (non-blocking, yielding the CPU
- * between tries) for this long before it sleeps in poll(): requests come in
- * bursts (a path walk, an untar), and the next one then finds the server
- * awake instead of paying a wakeup, most of a request's cost on these VMs.
- * Measured: open()+close() 13.7 -> 8.8 us, an untar of Debian 4.7 -> 3.9 s.
- * An idle tree costs nothing: the spin starts only after a request. */
-#define SPIN_NS (50 * 1000)
 
 /* A tree idle this long gives back its caches (catalog statements and pages,
  * free heap): a thousand idle domains are a thousand servers. */
@@ -485,7 +478,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 				return 0;
 			if (len > 0) {
 				fs_serve_one(S, len);
-				spin_until = mono_ns() + SPIN_NS;
+				spin_until = mono_ns() + FS_SPIN_NS;
 			}
 			continue;
 		}
@@ -520,7 +513,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			return mz_error_sys(err, errno, "read /dev/fuse");
 		}
 		fs_serve_one(S, len);
-		spin_until = mono_ns() + SPIN_NS;
+		spin_until = mono_ns() + FS_SPIN_NS;
 		S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;
 	}
 	return 0;

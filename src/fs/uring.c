@@ -301,25 +301,46 @@ static bool queue_request(struct fs_queue *q, struct fs_ring_ent *e)
 	return fs_after_request(S, q->qid);
 }
 
+/* Submit what is queued, then look for a completion without sleeping for
+ * up to FS_SPIN_NS (see there); true if one is there. */
+static bool queue_spin(struct fs_queue *q)
+{
+	if (io_uring_submit(&q->ring) < 0)
+		return false;
+	struct io_uring_cqe *cqe;
+	int64_t until = mono_ns() + FS_SPIN_NS;
+	do {
+		/* runs the deferred task work that fills entries in */
+		io_uring_get_events(&q->ring);
+		if (io_uring_peek_cqe(&q->ring, &cqe) == 0)
+			return true;
+		sched_yield();
+	} while (mono_ns() < until);
+	return false;
+}
+
 static void queue_serve(struct fs_queue *q)
 {
 	struct fs_server *S = q->S;
-	bool stop = false;
+	bool stop = false, busy = false;
 	while (q->live > 0 && !stop) {
 		struct io_uring_cqe *cqe;
-		int64_t ns = fs_wait_ns(S, q->qid);
-		struct __kernel_timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-		int r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, ns >= 0 ? &ts : NULL,
-							 NULL);
-		if (r == -ETIME) {
-			fs_idle(S);
-			continue;
-		}
-		if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
-			continue;
-		if (r < 0) {
-			mz_err("io_uring: queue %d: %s", q->qid, strerror(-r));
-			break;
+		if (!(busy && queue_spin(q))) {
+			int64_t ns = fs_wait_ns(S, q->qid);
+			struct __kernel_timespec ts = {.tv_sec = ns / 1000000000,
+						       .tv_nsec = ns % 1000000000};
+			int r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1,
+								 ns >= 0 ? &ts : NULL, NULL);
+			if (r == -ETIME) {
+				fs_idle(S);
+				continue;
+			}
+			if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
+				continue;
+			if (r < 0) {
+				mz_err("io_uring: queue %d: %s", q->qid, strerror(-r));
+				break;
+			}
 		}
 		bool locked = false, flush = false;
 		unsigned head, seen = 0;
@@ -352,6 +373,7 @@ static void queue_serve(struct fs_queue *q)
 				 e->hdr->ring_ent_in_out.commit_id);
 		}
 		io_uring_cq_advance(&q->ring, seen);
+		busy = locked; /* served a request: the next one may be close */
 		if (locked)
 			pthread_mutex_unlock(&S->lock);
 		if (flush) {
