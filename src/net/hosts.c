@@ -287,49 +287,49 @@ static int set_update(mz_store *s, const char *path, const int64_t *lans, size_t
 	return put_in_place(path, text, len, create, err);
 }
 
+/* The set file of lans[0..n) (n > 0), made empty if missing: *path. */
+static int set_file(mz_store *s, const int64_t *lans, size_t n, char **path, mz_error_t *err)
+{
+	cleanup_free char *dir = xasprintf("%s/run/hosts", mz_store_root(s));
+	int r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return mz_error_sys(err, -r, "cannot make %s", dir);
+	cleanup_free char *p = set_path(s, lans, n);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return mz_error_sys(err, errno, "cannot make %s", p);
+	close(fd);
+	*path = steal_ptr(&p);
+	return 0;
+}
+
 char *mz_hosts_file(mz_store *s, const char *domain, mz_error_t *err)
 {
 	cleanup_free int64_t *lans = NULL;
 	size_t n = 0;
-	int r = domain_lans(s, domain, &lans, &n, err);
-	if (r < 0)
+	char *path = NULL;
+	if (domain_lans(s, domain, &lans, &n, err) < 0)
 		return NULL;
-	if (n == 0) {
+	if (n == 0)
 		mz_error(err, ENOENT, "domain '%s' is on no LAN", domain);
-		return NULL;
-	}
-	cleanup_free char *dir = xasprintf("%s/run/hosts", mz_store_root(s));
-	if ((r = mkdir_p(dir, 0755)) < 0) {
-		mz_error_sys(err, -r, "cannot make %s", dir);
-		return NULL;
-	}
-	char *path = set_path(s, lans, n);
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		mz_error_sys(err, errno, "cannot make %s", path);
-		free(path);
-		return NULL;
-	}
-	close(fd);
+	else
+		set_file(s, lans, n, &path, err);
 	return path;
 }
 
 int mz_hosts_write(mz_store *s, const char *domain, const char *rundir, mz_error_t *err)
 {
-	cleanup_free char *resolv = NULL;
+	cleanup_free char *resolv = NULL, *hp = NULL;
 	size_t rn = 0;
 	cleanup_free int64_t *lans = NULL;
 	size_t n = 0;
 	int r = domain_lans(s, domain, &lans, &n, err);
 	if (r == 0)
 		r = resolv_text(s, domain, &resolv, &rn, err);
+	if (r == 0 && n && (r = set_file(s, lans, n, &hp, err)) == 0)
+		r = set_update(s, hp, lans, n, true, err);
 	if (r < 0)
 		return r;
-	if (n) {
-		cleanup_free char *hp = mz_hosts_file(s, domain, err);
-		if (hp == NULL || (r = set_update(s, hp, lans, n, true, err)) < 0)
-			return hp ? r : -(*err)->code;
-	}
 	cleanup_free char *rp = xasprintf("%s/resolv.conf", rundir);
 	return put_in_place(rp, resolv, rn, true, err);
 }
