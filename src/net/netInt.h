@@ -90,6 +90,44 @@ void mz_nft_put_fwd(FILE *f, const char *tag, const struct mz_fwd_rec *fw,
 /* Remove both tables. */
 void mz_nft_put_drop(FILE *f, const char *tag);
 
+/* ---- the fast path between members of a LAN (fast.c) ----------------- */
+
+struct mz_nl;
+
+/* The LAN's filter block: the store's tag and the LAN's id (blocks are per
+ * network namespace, shared by every store of the host); 0, no fast path,
+ * for a LAN id past 16 bits. */
+uint32_t mz_net_fast_block(mz_store *s, int64_t lan_id);
+
+struct mz_fast_member {
+	int ifindex;          /* its veth's host end */
+	int64_t lease;
+	const uint8_t *mac;
+	uint32_t ip4;         /* host byte order */
+	const uint8_t *ip6;   /* NULL: none */
+	bool send;            /* may send through it (false: an egress limit, which
+				 nftables polices on the bridge) */
+	bool shaped;          /* what it receives must leave its host end's qdisc
+				 (an ingress limit) */
+};
+/* Put a member's veth on the fast path of block (its filter called name,
+ * the LAN's bridge name; made with the first member): a clsact qdisc on the
+ * veth, and its entries.  block 0: nothing. */
+int mz_fast_join(struct mz_nl *nl, const char *name, uint32_t block,
+		 const struct mz_fast_member *m, mz_error_t *err);
+/* Remove the entries of lease (MAC mac), if they are there. */
+int mz_fast_leave(struct mz_nl *nl, const char *name, uint32_t block, int64_t lease,
+		  const uint8_t mac[6], mz_error_t *err);
+/* Remove every entry for which keep(lease, ifindex, arg) is false. */
+int mz_fast_prune(struct mz_nl *nl, const char *name, uint32_t block,
+		  bool (*keep)(int64_t lease, int ifindex, void *arg), void *arg, int *removed,
+		  mz_error_t *err);
+/* One line per entry (tests); -ENOENT if the block has no fast path. */
+int mz_fast_dump(struct mz_nl *nl, const char *name, uint32_t block, FILE *out,
+		 mz_error_t *err);
+/* The same by LAN name, for tests. */
+int mz_net_fast_dump(mz_store *s, const char *lan, FILE *out, mz_error_t *err);
+
 /* ---- host files (hosts.c) ----------------------------------------------- */
 
 /* Bring the hosts file of domain's set of LANs up to date (made if missing)

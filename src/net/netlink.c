@@ -1,6 +1,7 @@
 /* netlink.c — see netlinkInt.h. */
 #include "netlinkInt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -8,6 +9,8 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -456,5 +459,114 @@ int mz_nl_qdisc_tbf(struct mz_nl *nl, int ifindex, uint64_t rate, uint32_t burst
 	if (r < 0)
 		return mz_error_sys(err, -r, "cannot %s the rate limit of interface %d",
 				    rate ? "set" : "remove", ifindex);
+	return 0;
+}
+
+int mz_nl_qdisc_clsact(struct mz_nl *nl, int ifindex, uint32_t block, mz_error_t *err)
+{
+	char buf[NL_REQ_SIZE];
+	struct nlmsghdr *h = nl_req(nl, buf, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(h, sizeof(*tcm));
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = TC_H_CLSACT;
+	tcm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+	mnl_attr_put_strz(h, TCA_KIND, "clsact");
+	mnl_attr_put_u32(h, TCA_INGRESS_BLOCK, block);
+	int r = nl_talk(nl, h, NULL, NULL);
+	if (r < 0)
+		return mz_error_sys(err, -r, "cannot add a clsact qdisc (block %u) to interface %d",
+				    block, ifindex);
+	return 0;
+}
+
+/* A filter request addressed to a shared block rather than to a link. */
+static struct tcmsg *block_tcm(struct nlmsghdr *h, uint32_t block, uint16_t prio,
+			       uint32_t handle)
+{
+	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(h, sizeof(*tcm));
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = TCM_IFINDEX_MAGIC_BLOCK;
+	tcm->tcm_block_index = block;
+	tcm->tcm_handle = handle;
+	tcm->tcm_info = TC_H_MAKE((uint32_t)prio << 16, htons(ETH_P_ALL));
+	return tcm;
+}
+
+int mz_nl_block_bpf_add(struct mz_nl *nl, uint32_t block, uint16_t prio, uint32_t handle,
+			int prog_fd, const char *name, mz_error_t *err)
+{
+	char buf[NL_REQ_SIZE];
+	struct nlmsghdr *h = nl_req(nl, buf, RTM_NEWTFILTER,
+				    NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+	block_tcm(h, block, prio, handle);
+	mnl_attr_put_strz(h, TCA_KIND, "bpf");
+	mnl_attr_put_u32(h, TCA_CHAIN, 0);
+	struct nlattr *opts = mnl_attr_nest_start(h, TCA_OPTIONS);
+	mnl_attr_put_u32(h, TCA_BPF_FD, (uint32_t)prog_fd);
+	mnl_attr_put_strz(h, TCA_BPF_NAME, name);
+	/* direct action: the program's return value is the verdict */
+	mnl_attr_put_u32(h, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
+	mnl_attr_nest_end(h, opts);
+	int r = nl_talk(nl, h, NULL, NULL);
+	if (r == -EEXIST)
+		return r;
+	if (r < 0)
+		return mz_error_sys(err, -r, "cannot add filter %s to block %u", name, block);
+	return 0;
+}
+
+struct bpf_find {
+	uint32_t handle, prio, prog_id;
+	char *name;
+	bool found;
+};
+
+static int bpf_opt_attr(const struct nlattr *a, void *data)
+{
+	struct bpf_find *f = data;
+	if (mnl_attr_get_type(a) == TCA_BPF_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+		f->prog_id = mnl_attr_get_u32(a);
+	else if (mnl_attr_get_type(a) == TCA_BPF_NAME &&
+		 mnl_attr_validate(a, MNL_TYPE_STRING) == 0)
+		snprintf(f->name, 64, "%s", mnl_attr_get_str(a));
+	return MNL_CB_OK;
+}
+
+static int bpf_filter_msg(const struct nlmsghdr *h, void *data)
+{
+	struct bpf_find *f = data;
+	const struct tcmsg *tcm = mnl_nlmsg_get_payload(h);
+	/* the dump also names each classifier instance itself (handle 0) */
+	if (h->nlmsg_type != RTM_NEWTFILTER || tcm->tcm_handle != f->handle ||
+	    (tcm->tcm_info >> 16) != f->prio || f->found)
+		return MNL_CB_OK;
+	const struct nlattr *a;
+	bool bpf = false;
+	mnl_attr_for_each(a, h, sizeof(*tcm)) {
+		if (mnl_attr_get_type(a) == TCA_KIND && mnl_attr_validate(a, MNL_TYPE_STRING) == 0)
+			bpf = strcmp(mnl_attr_get_str(a), "bpf") == 0;
+		else if (mnl_attr_get_type(a) == TCA_OPTIONS && bpf)
+			mnl_attr_parse_nested(a, bpf_opt_attr, f);
+	}
+	f->found = bpf && f->prog_id != 0;
+	return MNL_CB_OK;
+}
+
+int mz_nl_block_bpf_get(struct mz_nl *nl, uint32_t block, uint16_t prio, uint32_t handle,
+			uint32_t *prog_id, char name[64], mz_error_t *err)
+{
+	char buf[NL_REQ_SIZE];
+	struct nlmsghdr *h = nl_req(nl, buf, RTM_GETTFILTER, NLM_F_DUMP);
+	block_tcm(h, block, prio, 0);
+	struct bpf_find f = {.handle = handle, .prio = prio, .name = name};
+	name[0] = 0;
+	int r = nl_talk(nl, h, bpf_filter_msg, &f);
+	/* no such block: an empty dump or EINVAL, as the kernel goes */
+	if (r == -EINVAL || r == -ENOENT || (r == 0 && !f.found))
+		return -ENOENT;
+	if (r < 0)
+		return mz_error_sys(err, -r, "cannot list the filters of block %u", block);
+	*prog_id = f.prog_id;
 	return 0;
 }

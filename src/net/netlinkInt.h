@@ -101,4 +101,19 @@ int mz_nl_route_list(struct mz_nl *nl, int family, int (*cb)(const struct mz_nl_
 int mz_nl_qdisc_tbf(struct mz_nl *nl, int ifindex, uint64_t rate, uint32_t burst,
 		    mz_error_t *err);
 
+/* A clsact qdisc on a link whose ingress hook is the shared filter block
+ * `block` (a per-netns index; the kernel makes the block with the first
+ * qdisc that names it and frees it, filters and all, with the last one).
+ * -EEXIST if the link has a clsact already. */
+int mz_nl_qdisc_clsact(struct mz_nl *nl, int ifindex, uint32_t block, mz_error_t *err);
+/* A direct-action cls_bpf filter running prog_fd, called name, on every
+ * protocol in chain 0 of block at prio/handle.  -EEXIST if one is there
+ * already; another -errno (EINVAL here) if there is no such block. */
+int mz_nl_block_bpf_add(struct mz_nl *nl, uint32_t block, uint16_t prio, uint32_t handle,
+			int prog_fd, const char *name, mz_error_t *err);
+/* The program id and name of the cls_bpf filter at prio/handle of block:
+ * 0, or -ENOENT (err untouched) when there is none, or no such block. */
+int mz_nl_block_bpf_get(struct mz_nl *nl, uint32_t block, uint16_t prio, uint32_t handle,
+			uint32_t *prog_id, char name[64], mz_error_t *err);
+
 #endif

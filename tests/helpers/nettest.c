@@ -18,6 +18,8 @@
  *   nettest detach|forget ROOT DOMAIN
  *   nettest hosts ROOT DOMAIN             the hosts file of its LANs
  *   nettest cleanup ROOT
+ *   nettest fast ROOT LAN                 the LAN's fast path entries, one
+ *                                         a line ("none": no fast path)
  *   nettest nft CMDS                      run nft commands, print the output
  *   nettest in PID PROBE ARGS...          run a probe in PID's namespaces:
  *       ping [-6] HOST                    one ICMP echo, 1 s to answer
@@ -34,6 +36,9 @@
  *       setmac IF MAC                     change a link's MAC
  *       arp IF SENDER_IP TARGET_IP        broadcast an ARP request that says
  *                                         SENDER_IP is at IF's MAC
+ *       watch IF PORT SECONDS             print "seen tcp|udp SRC" for every
+ *                                         IPv4/IPv6 TCP or UDP packet to
+ *                                         PORT that IF receives
  *       arpwatch IF SECONDS               print "arp IP MAC" for every ARP
  *                                         sender heard on IF
  *       exec CMD ARGS...                  anything else
@@ -526,6 +531,53 @@ static int probe_arpwatch(int argc, char **argv)
 	return 0;
 }
 
+/* Whatever reaches the interface, before any socket or firewall of the
+ * receiver could drop it: "did the frame arrive" for spoofing tests. */
+static int probe_watch(int argc, char **argv)
+{
+	if (argc != 3)
+		return usage();
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+				 .sll_ifindex = (int)if_nametoindex(argv[0])};
+	if (fd < 0 || ll.sll_ifindex == 0 || bind(fd, (struct sockaddr *)&ll, sizeof(ll)) < 0)
+		return perror("watch"), 1;
+	int port = atoi(argv[1]);
+	printf("watching\n");
+	fflush(stdout);
+	double end = now_ms() + atof(argv[2]) * 1000;
+	while (now_ms() < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, (int)(end - now_ms()) + 1) <= 0)
+			continue;
+		uint8_t b[256];
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, b, sizeof(b), MSG_TRUNC, (struct sockaddr *)&from, &fl);
+		if (n <= 0 || from.sll_pkttype == PACKET_OUTGOING)
+			continue;
+		char src[64] = "";
+		int proto = -1;
+		const uint8_t *l4 = NULL;
+		size_t got = (size_t)n < sizeof(b) ? (size_t)n : sizeof(b);
+		if (ntohs(from.sll_protocol) == ETH_P_IP && got >= 24 && (b[0] >> 4) == 4) {
+			proto = b[9];
+			inet_ntop(AF_INET, b + 12, src, sizeof(src));
+			l4 = b + (b[0] & 15) * 4;
+		} else if (ntohs(from.sll_protocol) == ETH_P_IPV6 && got >= 44) {
+			proto = b[6];
+			inet_ntop(AF_INET6, b + 8, src, sizeof(src));
+			l4 = b + 40;
+		}
+		if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || l4 + 4 > b + got ||
+		    (l4[2] << 8 | l4[3]) != port)
+			continue;
+		printf("seen %s %s\n", proto == IPPROTO_TCP ? "tcp" : "udp", src);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int in_ns(int argc, char **argv)
 {
 	if (argc < 2)
@@ -555,6 +607,8 @@ static int in_ns(int argc, char **argv)
 		return probe_arp(argc, argv);
 	if (strcmp(p, "arpwatch") == 0)
 		return probe_arpwatch(argc, argv);
+	if (strcmp(p, "watch") == 0)
+		return probe_watch(argc, argv);
 	if (strcmp(p, "exec") == 0 && argc > 0) {
 		execvp(argv[0], argv);
 		perror("exec");
@@ -826,6 +880,12 @@ int main(int argc, char **argv)
 		r = path ? 0 : -EIO;
 		if (path)
 			printf("%s\n", path);
+	} else if (strcmp(cmd, "fast") == 0 && argc == 4) {
+		r = mz_net_fast_dump(s, argv[3], stdout, &err);
+		if (r == -ENOENT && !err) {
+			printf("none\n");
+			r = 0;
+		}
 	} else if (strcmp(cmd, "cleanup") == 0 && argc == 3) {
 		int n = 0;
 		r = mz_net_cleanup_orphans(s, &n, &err);
