@@ -529,6 +529,55 @@ int mz_fast_prune(struct mz_nl *nl, const char *name, uint32_t block,
 	return 0;
 }
 
+/* ---- for tests: the program alone ------------------------------------------- */
+
+int mz_fast_prog_load(struct mz_fast_prog *p, mz_error_t *err)
+{
+	struct fast_maps m = {-1, -1};
+	p->prog = p->members = p->ports = -1;
+	int r = fast_make(&m, &p->prog, err);
+	p->members = m.members;
+	p->ports = m.ports;
+	if (r < 0)
+		mz_fast_prog_close(p);
+	return r;
+}
+
+int mz_fast_prog_add(struct mz_fast_prog *p, const struct mz_fast_member *mb, mz_error_t *err)
+{
+	struct fast_maps m = {p->members, p->ports};
+	return fast_put(&m, mb, err);
+}
+
+int mz_fast_prog_run(struct mz_fast_prog *p, uint32_t ingress_ifindex, const void *frame,
+		     size_t len, uint32_t *verdict)
+{
+	struct __sk_buff ctx;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.ingress_ifindex = ingress_ifindex;
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.test.prog_fd = (uint32_t)p->prog;
+	a.test.data_in = (uintptr_t)frame;
+	a.test.data_size_in = (uint32_t)len;
+	a.test.ctx_in = (uintptr_t)&ctx;
+	a.test.ctx_size_in = sizeof(ctx);
+	a.test.repeat = 1;
+	if (sys_bpf(BPF_PROG_TEST_RUN, &a) < 0)
+		return -errno;
+	*verdict = a.test.retval;
+	return 0;
+}
+
+void mz_fast_prog_close(struct mz_fast_prog *p)
+{
+	struct fast_maps m = {p->members, p->ports};
+	fast_maps_close(&m);
+	if (p->prog >= 0)
+		close(p->prog);
+	p->prog = p->members = p->ports = -1;
+}
+
 int mz_fast_dump(struct mz_nl *nl, const char *name, uint32_t block, FILE *out,
 		 mz_error_t *err)
 {

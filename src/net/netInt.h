@@ -127,6 +127,18 @@ int mz_fast_dump(struct mz_nl *nl, const char *name, uint32_t block, FILE *out,
 		 mz_error_t *err);
 /* The same by LAN name, for tests. */
 int mz_net_fast_dump(mz_store *s, const char *lan, FILE *out, mz_error_t *err);
+/* For tests: the program with maps of its own, attached nowhere; members
+ * are added as by a join; a frame is run through it (BPF_PROG_TEST_RUN) as
+ * if it came in on ingress_ifindex, and *verdict is the program's return
+ * value (TC_ACT_REDIRECT: the fast path; TC_ACT_UNSPEC: the bridge). */
+struct mz_fast_prog {
+	int prog, members, ports;
+};
+int mz_fast_prog_load(struct mz_fast_prog *p, mz_error_t *err);
+int mz_fast_prog_add(struct mz_fast_prog *p, const struct mz_fast_member *m, mz_error_t *err);
+int mz_fast_prog_run(struct mz_fast_prog *p, uint32_t ingress_ifindex, const void *frame,
+		     size_t len, uint32_t *verdict);
+void mz_fast_prog_close(struct mz_fast_prog *p);
 
 /* ---- host files (hosts.c) ----------------------------------------------- */
 
