@@ -497,11 +497,18 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	}
 	cleanup_free char *resolv = nleases ? xasprintf("%s/resolv.conf", dir) : NULL;
 	struct net_job nj = {.s = s, .name = o->name, .rundir = dir};
+	/* The tree server uses this process's catalog handle (a second one
+	 * would cost a schema parse on the start path) unless the domain is on
+	 * a LAN: then the attach, which runs while pid 1 makes its mounts in
+	 * the tree, uses the catalog at length, and must not hold up the
+	 * server meanwhile. */
+	bool lend = nleases == 0;
 	struct fs_job job = {
 		.root = mz_store_root(s), .mp = mp, .tree = rec.tree,
 		.fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
 		       .gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
-		       .allow_suid = true, .allow_dev = false, .ready_fd = -1},
+		       .allow_suid = true, .allow_dev = false, .ready_fd = -1,
+		       .store = lend ? s : NULL},
 		.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
 	};
 	if (r == 0) {
@@ -555,8 +562,12 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
 	}
-	if (r == 0)
-		r = mz_domain_rec_set_running(s, o->name, proc.pid, err);
+	if (r == 0) {
+		mz_store *c = lend ? mz_fs_catalog_enter(job.S) : s;
+		r = mz_domain_rec_set_running(c, o->name, proc.pid, err);
+		if (lend)
+			mz_fs_catalog_leave(job.S);
+	}
 	if (r < 0) {
 		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
 		tell(&ready_fd, m);
@@ -571,10 +582,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			con.slave = -1;
 		}
 		/* An idle domain's host side is this process, times a thousand
-		 * domains: while it waits, it keeps no catalog connection of its
-		 * own (the file system thread has one) and gives back the heap
+		 * domains: while it waits, it keeps one catalog connection (the
+		 * file system thread's, lent or its own) and gives back the heap
 		 * the start used (and, after a fork, what the parent's left). */
-		if (s != o->store) {
+		if (s != o->store && !lend) {
 			mz_store_close(s);
 			s = NULL;
 		}

@@ -586,8 +586,12 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	S->mountpoint = realpath(mountpoint, NULL);
 	if (S->mountpoint == NULL)
 		r = mz_error_sys(err, errno, "mount point %s", mountpoint);
-	if (r == 0)
+	if (r == 0 && o->store) {
+		S->store = o->store;
+		S->store_lent = true;
+	} else if (r == 0) {
 		r = mz_store_open(store_root, &S->store, err);
+	}
 	if (r == 0) {
 		S->root_path = xstrdup(mz_store_root(S->store));
 		r = mz_view_open(S->store, layer, &S->view, err);
@@ -633,6 +637,18 @@ struct mz_store *mz_fs_store(struct fs_server *S)
 	return S->store;
 }
 
+struct mz_store *mz_fs_catalog_enter(struct fs_server *S)
+{
+	pthread_mutex_lock(&S->lock);
+	return S->store;
+}
+
+void mz_fs_catalog_leave(struct fs_server *S)
+{
+	fs_flush(S);
+	pthread_mutex_unlock(&S->lock);
+}
+
 void mz_fs_stop(struct fs_server *S)
 {
 	if (S == NULL)
@@ -657,7 +673,8 @@ void mz_fs_stop(struct fs_server *S)
 		mz_view_reap_all(S->view, &e2);
 	}
 	mz_view_close(S->view);
-	mz_store_close(S->store);
+	if (!S->store_lent)
+		mz_store_close(S->store);
 	free(S->buf);
 	free(S->root_path);
 	free(S->mountpoint);
