@@ -913,3 +913,26 @@ def test_fast_path_and_rate_limits(mezzo, net):
     lc = c.lease()
     assert ports[lc["mac"]][2]  # shaped
     assert ifindex(lc["veth"]) not in members and ifindex(a.lease()["veth"]) in members
+
+
+def test_fast_path_can_be_turned_off(mezzo, net):
+    """MEZZO_NET_FAST=0 at attach: no filter block, and the members still
+    reach each other by name, through the bridge and its checks (the same
+    path a kernel without cls_bpf or BPF leaves them on)."""
+    net.lan("web")
+    ENV["MEZZO_NET_FAST"] = "0"
+    try:
+        a = net.domain("a", ["web"])
+        b = net.domain("b", ["web"])
+    finally:
+        del ENV["MEZZO_NET_FAST"]
+    assert fast(net, "web") is None
+    assert block_of(a.lease()["veth"]) is None and block_of(b.lease()["veth"]) is None
+    b.serve(80, "hello-from-b")
+    assert a.ok("connect", "b", "80") == "hello-from-b"
+    assert a.ok("ping", "b") == "reply"
+    # a member that joins with it on has a fast path, but none to them
+    c = net.domain("c", ["web"])
+    ports, _members = fast(net, "web")
+    assert list(ports) == [c.lease()["mac"]]
+    assert c.ok("connect", "b", "80") == "hello-from-b"
