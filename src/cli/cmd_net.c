@@ -77,7 +77,10 @@ static const char inspect_usage[] =
 	"\n"
 	"Everything about a LAN: subnets and the host's address on them, mode, bridge,\n"
 	"each member's NIC, addresses and MAC and whether its filter is loaded\n"
-	"(attached: it is running), and the host ports forwarded to its members.\n";
+	"(attached: it is running), whether TCP and UDP to and from it take the\n"
+	"fast path past the bridge (and how many frames it sent that way; \"receive\n"
+	"only\" with an egress limit, \"-\" when the kernel has no fast path for it),\n"
+	"and the host ports forwarded to its members.\n";
 
 static const char rm_usage[] =
 	"usage: mezzo net rm NAME... [--force]\n"
@@ -248,6 +251,14 @@ static int net_inspect(struct cli *c, mz_store *s, const char *name)
 		mz_ip6_fmt(g6, gw6);
 	}
 	bool up = mz_net_link_exists(br);
+	/* the fast path as the kernel holds it (best effort: a LAN without
+	 * one, or a kernel that cannot say, shows none) */
+	struct mz_net_fast_stat *fs = NULL;
+	size_t nfs = 0;
+	mz_error_t ferr = NULL;
+	if (up && mz_net_fast_stats(s, l.id, &fs, &nfs, &ferr) < 0)
+		nfs = 0;
+	mz_error_release(&ferr);
 	if (c->json) {
 		printf("{\"name\":");
 		cli_json_str(stdout, l.name);
@@ -264,8 +275,8 @@ static int net_inspect(struct cli *c, mz_store *s, const char *name)
 			printf("ipv6:      none\n");
 		printf("mode:      %s\nbridge:    %s%s\n", mode_of(&l), br,
 		       up ? "" : " (made when a member starts)");
-		printf("members:\n  %-20s %-5s %-16s %-26s %-18s %s\n", "DOMAIN", "NIC", "IPV4",
-		       "IPV6", "MAC", "STATE");
+		printf("members:\n  %-20s %-5s %-16s %-26s %-18s %-9s %s\n", "DOMAIN", "NIC", "IPV4",
+		       "IPV6", "MAC", "STATE", "FAST PATH");
 	}
 	bool first = true;
 	for (size_t i = 0; i < v.nleases; i++) {
@@ -279,16 +290,30 @@ static int net_inspect(struct cli *c, mz_store *s, const char *name)
 			mz_ip6_fmt(le->ip6, a6);
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", le->mac[0], le->mac[1],
 			 le->mac[2], le->mac[3], le->mac[4], le->mac[5]);
+		/* "both": it sends and is reached through the fast path; "in":
+		 * only reached (an egress limit keeps its sending on the bridge) */
+		const struct mz_net_fast_stat *f = NULL;
+		for (size_t k = 0; k < nfs && le->attached && !f; k++)
+			if (fs[k].lease == le->id)
+				f = &fs[k];
+		const char *fast = f == NULL ? "none" : f->sends ? "both" : "in";
 		if (c->json) {
 			printf("%s{\"domain\":", first ? "" : ",");
 			cli_json_str(stdout, le->domain);
 			printf(",\"nic\":\"eth%d\",\"ipv4\":\"%s\",\"ipv6\":\"%s\",\"mac\":\"%s\","
-			       "\"veth\":\"%s\",\"attached\":%s}",
+			       "\"veth\":\"%s\",\"attached\":%s,\"fast_path\":\"%s\","
+			       "\"fast_path_frames\":%llu}",
 			       le->nic, a4, le->has_ip6 ? a6 : "", mac, veth,
-			       le->attached ? "true" : "false");
+			       le->attached ? "true" : "false", fast,
+			       f ? (unsigned long long)f->frames : 0ULL);
 		} else {
-			printf("  %-20s eth%-2d %-16s %-26s %-18s %s\n", le->domain, le->nic, a4, a6, mac,
-			       le->attached ? "attached" : "-");
+			char fp[32] = "-";
+			if (f && f->sends)
+				snprintf(fp, sizeof(fp), "yes (%llu sent)", (unsigned long long)f->frames);
+			else if (f)
+				snprintf(fp, sizeof(fp), "receive only");
+			printf("  %-20s eth%-2d %-16s %-26s %-18s %-9s %s\n", le->domain, le->nic, a4, a6,
+			       mac, le->attached ? "attached" : "-", fp);
 		}
 		first = false;
 	}
@@ -317,6 +342,7 @@ static int net_inspect(struct cli *c, mz_store *s, const char *name)
 		printf("]}\n");
 	mz_lease_recs_free(v.leases, v.nleases);
 	free(v.fw);
+	free(fs);
 	return EXIT_OK;
 }
 

@@ -529,6 +529,41 @@ int mz_fast_prune(struct mz_nl *nl, const char *name, uint32_t block,
 	return 0;
 }
 
+int mz_fast_stats(struct mz_nl *nl, const char *name, uint32_t block,
+		  struct mz_net_fast_stat **out, size_t *n, mz_error_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	struct fast_maps m cleanup_fast_maps = {-1, -1};
+	int r = fast_open(nl, name, block, &m, err);
+	if (r < 0)
+		return r;
+	/* receivers first (every member is one), then what each has sent */
+	uint8_t k[8], next[8];
+	for (int x = map_next(m.ports, NULL, next); x == 0 && *n < FAST_MAX;
+	     x = map_next(m.ports, k, next)) {
+		memcpy(k, next, 8);
+		struct fast_port_val p;
+		if (map_lookup(m.ports, k, &p) < 0)
+			continue;
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[(*n)++] = (struct mz_net_fast_stat){.lease = p.lease, .ifindex = (int)p.ifindex};
+	}
+	uint32_t ik = 0, inext;
+	for (int x = map_next(m.members, NULL, &inext); x == 0; x = map_next(m.members, &ik, &inext)) {
+		ik = inext;
+		struct fast_member_val v;
+		if (map_lookup(m.members, &ik, &v) < 0)
+			continue;
+		for (size_t i = 0; i < *n; i++)
+			if ((*out)[i].lease == v.lease && (*out)[i].ifindex == (int)ik) {
+				(*out)[i].sends = true;
+				(*out)[i].frames = v.hits;
+			}
+	}
+	return 0;
+}
+
 /* ---- for tests: the program alone ------------------------------------------- */
 
 int mz_fast_prog_load(struct mz_fast_prog *p, mz_error_t *err)

@@ -1222,6 +1222,28 @@ int mz_net_lan_remove(mz_store *s, const char *name, bool force, mz_error_t *err
 	return r;
 }
 
+int mz_net_fast_stats(mz_store *s, int64_t lan_id, struct mz_net_fast_stat **out, size_t *n,
+		      mz_error_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	uint32_t block = mz_net_fast_block(s, lan_id);
+	if (block == 0)
+		return 0;
+	struct mz_nl nl cleanup_nl = {0};
+	int r = mz_nl_open(&nl, -1, err);
+	if (r < 0)
+		return r;
+	char br[16];
+	mz_net_bridge_name(s, lan_id, br);
+	r = mz_fast_stats(&nl, br, block, out, n, err);
+	if (r == -ENOENT) {
+		mz_error_release(err);
+		r = 0;
+	}
+	return r;
+}
+
 int mz_net_fast_dump(mz_store *s, const char *lan, FILE *out, mz_error_t *err)
 {
 	struct mz_lan_rec l;

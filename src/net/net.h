@@ -119,6 +119,20 @@ int mz_net_detach(mz_store *s, const char *domain, mz_error_t *err);
  * hosts files of its LANs forget it. */
 int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err);
 
+/* The fast path of a LAN as the kernel holds it now: one entry per member
+ * it can deliver to (a running member's lease), whether that member may
+ * also send through it (no egress limit) and how many frames it has sent
+ * that way.  *n 0 when the LAN has no fast path (no member running, or a
+ * kernel without BPF, or MEZZO_NET_FAST=0).  Free *out. */
+struct mz_net_fast_stat {
+	int64_t lease;
+	int ifindex;       /* its veth's host end */
+	bool sends;
+	uint64_t frames;
+};
+int mz_net_fast_stats(mz_store *s, int64_t lan_id, struct mz_net_fast_stat **out, size_t *n,
+		      mz_error_t *err);
+
 /* After a crash: filter elements of leases whose veth is gone, veths of the
  * store's whose lease is gone or whose domain is a stopped catalog domain,
  * bridges of LANs that are gone; then the rule set is loaded again whole

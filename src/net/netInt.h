@@ -125,6 +125,9 @@ int mz_fast_prune(struct mz_nl *nl, const char *name, uint32_t block,
 /* One line per entry (tests); -ENOENT if the block has no fast path. */
 int mz_fast_dump(struct mz_nl *nl, const char *name, uint32_t block, FILE *out,
 		 mz_error_t *err);
+/* The entries of block's fast path, one per member (see mz_net_fast_stats). */
+int mz_fast_stats(struct mz_nl *nl, const char *name, uint32_t block,
+		  struct mz_net_fast_stat **out, size_t *n, mz_error_t *err);
 /* The same by LAN name, for tests. */
 int mz_net_fast_dump(mz_store *s, const char *lan, FILE *out, mz_error_t *err);
 /* For tests: the program with maps of its own, attached nowhere; members

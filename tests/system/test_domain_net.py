@@ -153,3 +153,25 @@ def test_supervisor_killed_on_a_lan_leaves_nothing(dn):
     assert dn.run("exec", "b", "--", "ping", "-c", "1", "-W", "2", "a").returncode == 0
     # the net fixture fails the test if an interface or table is left after
     # the domains and LANs are removed
+
+
+def test_inspect_shows_the_fast_path(dn):
+    dn.run("net", "create", "lan1")
+    dn.run("create", "web", "--net", "lan1", "--service", "httpd=" + SERVE)
+    dn.run("create", "cli", "--net", "lan1", "--rate-out", "10M",
+           "--service", "idle=sleep 100000")
+    dn.run("start", "web")
+    dn.run("start", "cli")
+    wait_serving(dn, "cli", "http://web/t")
+    dn.run("exec", "web", "--", "sh", "-c", "echo x | nc -w 1 cli 9 || true")
+    members = {m["domain"]: m for m in
+               json.loads(dn.run("--json", "net", "inspect", "lan1").stdout)["members"]}
+    # web sends through it (its SYN to cli), cli only receives (an egress limit)
+    assert members["web"]["fast_path"] == "both" and members["web"]["fast_path_frames"] > 0
+    assert members["cli"]["fast_path"] == "in" and members["cli"]["fast_path_frames"] == 0
+    text = dn.run("net", "inspect", "lan1").stdout
+    assert "FAST PATH" in text and "receive only" in text
+    dn.run("stop", "web")
+    members = {m["domain"]: m for m in
+               json.loads(dn.run("--json", "net", "inspect", "lan1").stdout)["members"]}
+    assert members["web"]["fast_path"] == "none"
