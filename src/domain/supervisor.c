@@ -207,8 +207,9 @@ static void *net_prepare_thread(void *arg)
 	return NULL;
 }
 
-/* Empty files for the LAN's hosts and resolv.conf, which the runtime binds
- * over the domain's before attach fills them in (in place: same inode). */
+/* An empty resolv.conf, which the runtime binds over the domain's before
+ * the attach fills it in (in place: same inode); the hosts file is the LAN
+ * set's, made by mz_net_hosts_file. */
 static int resolv_file_make(const char *dir, mz_error_t *err)
 {
 	cleanup_free char *p = xasprintf("%s/resolv.conf", dir);

@@ -446,7 +446,6 @@ static void fs_serve_one(struct fs_server *S, ssize_t len)
 	pthread_mutex_unlock(&S->lock);
 }
 
-
 /* A tree idle this long gives back its caches (catalog statements and pages,
  * free heap): a thousand idle domains are a thousand servers. */
 #define SHRINK_IDLE_NS (2000 * 1000000LL)
