@@ -15,6 +15,7 @@
 #include "../domain/runtime.h"
 #include "../domain/supervisor.h"
 #include "../lib/util.h"
+#include "../net/net.h"
 #include "domain_opts.h"
 
 /* Memory and tasks of a domain, from its cgroup (-1: none). */
@@ -55,6 +56,24 @@ static void fmt_uptime(char *buf, size_t n, const struct mz_domain_rec *r)
 		snprintf(buf, n, "%lldh", (long long)s / 3600);
 }
 
+/* A lease as text: its addresses, MAC and LAN's name. */
+struct lease_text {
+	char a4[16], a6[48], mac[18];
+	struct mz_lan_rec lan;
+};
+
+static void lease_text(mz_store *s, const struct mz_lease_rec *l, struct lease_text *t)
+{
+	mz_ip4_fmt(l->ip4, t->a4);
+	if (l->has_ip6)
+		mz_ip6_fmt(l->ip6, t->a6);
+	else
+		snprintf(t->a6, sizeof(t->a6), "-");
+	mz_mac_fmt(l->mac, t->mac);
+	if (mz_lan_rec_get_id(s, l->lan, &t->lan, NULL) < 0)
+		snprintf(t->lan.name, sizeof(t->lan.name), "?");
+}
+
 /* The domain's addresses, from the leases of every domain (by name). */
 static void json_addrs(FILE *f, mz_store *s, const char *name, const struct mz_lease_rec *l,
 		       size_t nl)
@@ -64,28 +83,23 @@ static void json_addrs(FILE *f, mz_store *s, const char *name, const struct mz_l
 	for (size_t i = 0; i < nl; i++) {
 		if (strcmp(l[i].domain, name) != 0)
 			continue;
-		struct mz_lan_rec lan;
-		char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN] = "";
-		uint32_t be = htonl(l[i].ip4);
-		inet_ntop(AF_INET, &be, a4, sizeof(a4));
-		if (l[i].has_ip6)
-			inet_ntop(AF_INET6, l[i].ip6, a6, sizeof(a6));
+		struct lease_text t;
+		lease_text(s, &l[i], &t);
 		fprintf(f, "%s{\"nic\":\"eth%d\",\"lan\":", first ? "" : ",", l[i].nic);
-		cli_json_str(f, mz_lan_rec_get_id(s, l[i].lan, &lan, NULL) == 0 ? lan.name : "?");
-		fprintf(f, ",\"ipv4\":\"%s\",\"ipv6\":", a4);
+		cli_json_str(f, t.lan.name);
+		fprintf(f, ",\"ipv4\":\"%s\",\"ipv6\":", t.a4);
 		if (l[i].has_ip6)
-			fprintf(f, "\"%s\"", a6);
+			fprintf(f, "\"%s\"", t.a6);
 		else
 			fprintf(f, "null");
-		fprintf(f, ",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\"}", l[i].mac[0], l[i].mac[1],
-			l[i].mac[2], l[i].mac[3], l[i].mac[4], l[i].mac[5]);
+		fprintf(f, ",\"mac\":\"%s\"}", t.mac);
 		first = false;
 	}
 	fprintf(f, "]");
 }
 
 /* The first IPv4 address of the domain (its eth0), or "-". */
-static const char *first_addr(char out[INET_ADDRSTRLEN], const char *name,
+static const char *first_addr(char out[16], const char *name,
 			      const struct mz_lease_rec *l, size_t nl)
 {
 	int best = -1;
@@ -94,8 +108,8 @@ static const char *first_addr(char out[INET_ADDRSTRLEN], const char *name,
 			best = (int)i;
 	if (best < 0)
 		return "-";
-	uint32_t be = htonl(l[best].ip4);
-	return inet_ntop(AF_INET, &be, out, INET_ADDRSTRLEN);
+	mz_ip4_fmt(l[best].ip4, out);
+	return out;
 }
 
 static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
@@ -262,17 +276,10 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 		       (long long)r.memory, (long long)r.pids, (long long)r.cpu_weight,
 		       (long long)r.cpu_quota_us, (long long)r.io_weight);
 		for (size_t i = 0; i < nl; i++) {
-			struct mz_lan_rec lan;
-			char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN] = "-";
-			uint32_t be = htonl(l[i].ip4);
-			inet_ntop(AF_INET, &be, a4, sizeof(a4));
-			if (l[i].has_ip6)
-				inet_ntop(AF_INET6, l[i].ip6, a6, sizeof(a6));
-			printf("eth%d:        %s %s on LAN %s, mac %02x:%02x:%02x:%02x:%02x:%02x\n",
-			       l[i].nic, a4, a6,
-			       mz_lan_rec_get_id(s, l[i].lan, &lan, NULL) == 0 ? lan.name : "?",
-			       l[i].mac[0], l[i].mac[1], l[i].mac[2], l[i].mac[3], l[i].mac[4],
-			       l[i].mac[5]);
+			struct lease_text t;
+			lease_text(s, &l[i], &t);
+			printf("eth%d:        %s %s on LAN %s, mac %s\n", l[i].nic, t.a4, t.a6,
+			       t.lan.name, t.mac);
 		}
 		if (nl == 0)
 			printf("network:     loopback only\n");

@@ -288,8 +288,7 @@ static int net_inspect(struct cli *c, mz_store *s, const char *name)
 		mz_ip4_fmt(le->ip4, a4);
 		if (le->has_ip6)
 			mz_ip6_fmt(le->ip6, a6);
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", le->mac[0], le->mac[1],
-			 le->mac[2], le->mac[3], le->mac[4], le->mac[5]);
+		mz_mac_fmt(le->mac, mac);
 		/* "both": it sends and is reached through the fast path; "in":
 		 * only reached (an egress limit keeps its sending on the bridge) */
 		const struct mz_net_fast_stat *f = NULL;

@@ -123,6 +123,11 @@ void mz_ip6_fmt(const uint8_t ip[16], char out[48])
 		snprintf(out, 48, "?");
 }
 
+void mz_mac_fmt(const uint8_t m[6], char out[18])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
 void mz_ip6_linklocal(const uint8_t mac[6], uint8_t out[16])
 {
 	memset(out, 0, 16);

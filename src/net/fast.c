@@ -240,45 +240,41 @@ static int map_make(const char *name, unsigned key, unsigned value, mz_error_t *
 	return fd;
 }
 
-static int map_update(int fd, const void *key, const void *value)
+/* One element call on map fd: 0 or -errno.  value is the value (update,
+ * lookup) or the next key (BPF_MAP_GET_NEXT_KEY; key NULL: the first). */
+static int map_elem(int cmd, int fd, const void *key, const void *value, uint64_t flags)
 {
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.map_fd = (uint32_t)fd;
 	a.key = (uintptr_t)key;
-	a.value = (uintptr_t)value;
-	a.flags = BPF_ANY;
-	return sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0 ? -errno : 0;
+	if (cmd == BPF_MAP_GET_NEXT_KEY)
+		a.next_key = (uintptr_t)value;
+	else
+		a.value = (uintptr_t)value;
+	a.flags = flags;
+	return sys_bpf(cmd, &a) < 0 ? -errno : 0;
+}
+
+static int map_update(int fd, const void *key, const void *value)
+{
+	return map_elem(BPF_MAP_UPDATE_ELEM, fd, key, value, BPF_ANY);
 }
 
 static int map_lookup(int fd, const void *key, void *value)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof(a));
-	a.map_fd = (uint32_t)fd;
-	a.key = (uintptr_t)key;
-	a.value = (uintptr_t)value;
-	return sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0 ? -errno : 0;
+	return map_elem(BPF_MAP_LOOKUP_ELEM, fd, key, value, 0);
 }
 
 static int map_delete(int fd, const void *key)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof(a));
-	a.map_fd = (uint32_t)fd;
-	a.key = (uintptr_t)key;
-	return sys_bpf(BPF_MAP_DELETE_ELEM, &a) < 0 ? -errno : 0;
+	return map_elem(BPF_MAP_DELETE_ELEM, fd, key, NULL, 0);
 }
 
 /* The key after key (NULL: the first); -ENOENT at the end. */
 static int map_next(int fd, const void *key, void *next)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof(a));
-	a.map_fd = (uint32_t)fd;
-	a.key = (uintptr_t)key;
-	a.next_key = (uintptr_t)next;
-	return sys_bpf(BPF_MAP_GET_NEXT_KEY, &a) < 0 ? -errno : 0;
+	return map_elem(BPF_MAP_GET_NEXT_KEY, fd, key, next, 0);
 }
 
 #define MAP_MEMBERS "mz_lan_members"
@@ -624,10 +620,11 @@ int mz_fast_dump(struct mz_nl *nl, const char *name, uint32_t block, FILE *out,
 	for (int x = map_next(m.ports, NULL, next); x == 0; x = map_next(m.ports, k, next)) {
 		memcpy(k, next, 8);
 		struct fast_port_val p;
+		char mac[18];
+		mz_mac_fmt(k, mac);
 		if (map_lookup(m.ports, k, &p) == 0)
-			fprintf(out, "port %02x:%02x:%02x:%02x:%02x:%02x ifindex %u lease %lld%s\n",
-				k[0], k[1], k[2], k[3], k[4], k[5], p.ifindex, (long long)p.lease,
-				p.flags & FAST_SHAPED ? " shaped" : "");
+			fprintf(out, "port %s ifindex %u lease %lld%s\n", mac, p.ifindex,
+				(long long)p.lease, p.flags & FAST_SHAPED ? " shaped" : "");
 	}
 	uint32_t ik = 0, inext;
 	for (int x = map_next(m.members, NULL, &inext); x == 0;

@@ -102,16 +102,13 @@ static int gen_tag(mz_store *s, const int64_t *lans, size_t n, char **out, mz_er
 
 /* The hosts file of a domain on LANs lans[0..n) (in NIC order): the members
  * of those LANs, each under the address of the first of them it is on (the
- * domain itself among them).  It depends on the LANs only, not on the
- * domain: members of the same LANs share its text (mz_hosts_refresh_stale
- * makes it once for all of them). */
-static int lans_hosts_text(mz_store *s, const int64_t *lans, size_t n, char **out, size_t *len,
-			   mz_error_t *err)
+ * domain itself among them), under the first line tag (gen_tag).  It
+ * depends on the LANs only, not on the domain: members of the same LANs
+ * share one file of it. */
+static int lans_hosts_text(mz_store *s, const int64_t *lans, size_t n, const char *tag,
+			   char **out, size_t *len, mz_error_t *err)
 {
 	int r = 0;
-	cleanup_free char *tag = NULL;
-	if ((r = gen_tag(s, lans, n, &tag, err)) < 0)
-		return r;
 	FILE *f = open_memstream(out, len);
 	fprintf(f, "%s\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", tag);
 	char **names = NULL;
@@ -199,20 +196,16 @@ static void put_nameservers(FILE *f)
 	fprintf(f, "# the host has no name server a domain can reach\n");
 }
 
-static int resolv_text(mz_store *s, const char *domain, char **out, size_t *len, mz_error_t *err)
+/* The resolv.conf of domain, on LANs lans[0..n). */
+static void resolv_text(mz_store *s, const char *domain, const int64_t *lans, size_t n,
+			char **out, size_t *len)
 {
-	struct mz_lease_rec *mine = NULL;
-	size_t n = 0;
-	int r = mz_lease_list(s, domain, 0, &mine, &n, err);
-	if (r < 0)
-		return r;
 	bool way_out = false;
 	for (size_t i = 0; i < n && !way_out; i++) {
 		struct mz_lan_rec lan;
-		if (mz_lan_rec_get_id(s, mine[i].lan, &lan, NULL) == 0 && !lan.isolated)
+		if (mz_lan_rec_get_id(s, lans[i], &lan, NULL) == 0 && !lan.isolated)
 			way_out = true;
 	}
-	mz_lease_recs_free(mine, n);
 	FILE *f = open_memstream(out, len);
 	fprintf(f, "# mezzo: name servers for %s; its LAN members are in /etc/hosts\n", domain);
 	if (way_out)
@@ -220,7 +213,6 @@ static int resolv_text(mz_store *s, const char *domain, char **out, size_t *len,
 	else
 		fprintf(f, "# no LAN of this domain leads out: no name servers\n");
 	fclose(f);
-	return 0;
 }
 
 /* STORE/run/hosts/L<id>[-<id>...] for LANs lans[0..n) (n > 0). */
@@ -282,7 +274,7 @@ static int set_update(mz_store *s, const char *path, const int64_t *lans, size_t
 	}
 	cleanup_free char *text = NULL;
 	size_t len = 0;
-	if ((r = lans_hosts_text(s, lans, n, &text, &len, err)) < 0)
+	if ((r = lans_hosts_text(s, lans, n, tag, &text, &len, err)) < 0)
 		return r;
 	return put_in_place(path, text, len, create, err);
 }
@@ -317,16 +309,17 @@ char *mz_hosts_file(mz_store *s, const char *domain, mz_error_t *err)
 	return path;
 }
 
-int mz_hosts_write(mz_store *s, const char *domain, const char *rundir, mz_error_t *err)
+int mz_hosts_write(mz_store *s, const char *domain, const struct mz_lease_rec *leases, size_t n,
+		   const char *rundir, mz_error_t *err)
 {
 	cleanup_free char *resolv = NULL, *hp = NULL;
 	size_t rn = 0;
-	cleanup_free int64_t *lans = NULL;
-	size_t n = 0;
-	int r = domain_lans(s, domain, &lans, &n, err);
-	if (r == 0)
-		r = resolv_text(s, domain, &resolv, &rn, err);
-	if (r == 0 && n && (r = set_file(s, lans, n, &hp, err)) == 0)
+	cleanup_free int64_t *lans = xcalloc(n ? n : 1, sizeof(*lans));
+	for (size_t i = 0; i < n; i++)
+		lans[i] = leases[i].lan;
+	resolv_text(s, domain, lans, n, &resolv, &rn);
+	int r = 0;
+	if (n && (r = set_file(s, lans, n, &hp, err)) == 0)
 		r = set_update(s, hp, lans, n, true, err);
 	if (r < 0)
 		return r;

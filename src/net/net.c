@@ -678,7 +678,7 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 		return r;
 	if (n == 0) {
 		free(v);
-		return mz_hosts_write(s, domain, rundir, err);
+		return mz_hosts_write(s, domain, NULL, 0, rundir, err);
 	}
 	int lock = net_lock(s, LOCK_SH, err);
 	if (lock < 0) {
@@ -775,7 +775,7 @@ int mz_net_attach(mz_store *s, const char *domain, int netns_fd, const char *run
 	 * waited for an ARP request the bridge chain had dropped: one ARP
 	 * retry, 1 s (bench/net figure 1 took 1,015 ms at times). */
 	if (r == 0)
-		r = mz_hosts_write(s, domain, rundir, err);
+		r = mz_hosts_write(s, domain, v, n, rundir, err);
 	mz_debug("net: attach %s: veths %.3f ms, inside %.3f, fast %.3f, nft %.3f, hosts %.3f",
 		 domain, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (t4 - t3) / 1e6,
 		 (mono_ns() - t4) / 1e6);

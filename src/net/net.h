@@ -35,6 +35,11 @@
 #include "../lib/error.h"
 #include "../store/store.h"
 
+/* Text of a lease's addresses: IPv4 (host order), IPv6, MAC (lower case). */
+void mz_ip4_fmt(uint32_t ip, char out[16]);
+void mz_ip6_fmt(const uint8_t ip[16], char out[48]);
+void mz_mac_fmt(const uint8_t mac[6], char out[18]);
+
 /* The LAN a domain is put on when none is named; made on first use. */
 #define MZ_NET_DEFAULT_LAN "default"
 /* NICs per domain (eth0 .. eth7). */

@@ -29,10 +29,8 @@ bool mz_cidr_overlap(const struct mz_cidr *a, const struct mz_cidr *b);
 void mz_cidr_fmt(const struct mz_cidr *c, char out[64]);
 /* A LAN's subnets as CIDRs (c6->len 0: no IPv6). */
 void mz_lan_cidrs(const struct mz_lan_rec *l, struct mz_cidr *c4, struct mz_cidr *c6);
-/* IPv4 address (host order) to network-order bytes and text. */
+/* IPv4 address (host order) to network-order bytes. */
 void mz_ip4_bytes(uint32_t ip, uint8_t out[4]);
-void mz_ip4_fmt(uint32_t ip, char out[16]);
-void mz_ip6_fmt(const uint8_t ip[16], char out[48]);
 /* The address an IPv6 stack makes itself from mac (fe80::/64, EUI-64). */
 void mz_ip6_linklocal(const uint8_t mac[6], uint8_t out[16]);
 /* The host's address on a LAN: the subnet's first. */
@@ -146,8 +144,10 @@ void mz_fast_prog_close(struct mz_fast_prog *p);
 /* ---- host files (hosts.c) ----------------------------------------------- */
 
 /* Bring the hosts file of domain's set of LANs up to date (made if missing)
- * and write rundir/resolv.conf. */
-int mz_hosts_write(mz_store *s, const char *domain, const char *rundir, mz_error_t *err);
+ * and write rundir/resolv.conf; leases[0..n) are the domain's, in NIC order
+ * (the caller has them). */
+int mz_hosts_write(mz_store *s, const char *domain, const struct mz_lease_rec *leases, size_t n,
+		   const char *rundir, mz_error_t *err);
 /* The hosts file of domain's set of LANs, made (empty) if missing; NULL
  * with err if it has no LAN.  Free it. */
 char *mz_hosts_file(mz_store *s, const char *domain, mz_error_t *err);

@@ -274,11 +274,6 @@ void mz_nft_put_lan(FILE *f, const char *tag, const struct mz_lan_rec *l, const 
 	put_elem(f, add, "inet", tag, "intra", e, NULL);
 }
 
-static void mac_fmt(const uint8_t m[6], char out[18])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
-
 static void ip6_hex(const uint8_t a[16], char out[35])
 {
 	strcpy(out, "0x");
@@ -290,7 +285,7 @@ void mz_nft_put_lease(FILE *f, const char *tag, const struct mz_lease_rec *l, co
 		      bool add)
 {
 	char mac[18], ip4[16], e[160];
-	mac_fmt(l->mac, mac);
+	mz_mac_fmt(l->mac, mac);
 	mz_ip4_fmt(l->ip4, ip4);
 	snprintf(e, sizeof(e), "\"%s\" . %s", veth, mac);
 	put_elem(f, add, "bridge", tag, "mac", e, NULL);

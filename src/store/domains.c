@@ -21,6 +21,17 @@
 	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status, services, "    \
 	"init_mode"
 
+/* A blob column, NUL-terminated (a text view for free), and its length. */
+static char *blob_dup(sqlite3_stmt *st, int col, size_t *len)
+{
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	char *p = xmalloc(*len + 1);
+	if (*len)
+		memcpy(p, sqlite3_column_blob(st, col), *len);
+	p[*len] = '\0';
+	return p;
+}
+
 static void rec_from_row(sqlite3_stmt *st, void *row)
 {
 	struct mz_domain_rec *r = row;
@@ -29,11 +40,7 @@ static void rec_from_row(sqlite3_stmt *st, void *row)
 	r->tree = sqlite3_column_int64(st, 1);
 	r->slot = sqlite3_column_int(st, 2);
 	snprintf(r->source, sizeof(r->source), "%s", (const char *)sqlite3_column_text(st, 3));
-	r->cmd_len = sqlite3_column_bytes(st, 4);
-	r->cmd = xmalloc(r->cmd_len + 1);
-	if (r->cmd_len)
-		memcpy(r->cmd, sqlite3_column_blob(st, 4), r->cmd_len);
-	r->cmd[r->cmd_len] = '\0';
+	r->cmd = blob_dup(st, 4, &r->cmd_len);
 	r->memory = sqlite3_column_int64(st, 5);
 	r->pids = sqlite3_column_int64(st, 6);
 	r->cpu_weight = sqlite3_column_int64(st, 7);
@@ -46,11 +53,7 @@ static void rec_from_row(sqlite3_stmt *st, void *row)
 	r->sup_pid = store_owner_alive(sup, start) ? sup : 0;
 	r->init_pid = r->sup_pid ? sqlite3_column_int(st, 14) : 0;
 	r->exit_status = sqlite3_column_int(st, 15);
-	r->services_len = sqlite3_column_bytes(st, 16);
-	r->services = xmalloc(r->services_len + 1);
-	if (r->services_len)
-		memcpy(r->services, sqlite3_column_blob(st, 16), r->services_len);
-	r->services[r->services_len] = '\0';
+	r->services = blob_dup(st, 16, &r->services_len);
 	r->init_mode = sqlite3_column_int(st, 17);
 }
 
@@ -143,16 +146,10 @@ int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,
 {
 	sqlite3_stmt *st = store_stmt(s, "SELECT " DOM_COLS " FROM domain WHERE name = ?");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
+	int r = store_row(s, st, rec_from_row, out, "read domain", err);
+	if (r == 0)
 		return mz_error(err, ENOENT, "no domain named '%s' (see 'mezzo ls')", name);
-	}
-	if (rc != SQLITE_ROW)
-		return store_dberr(s, err, "read domain");
-	rec_from_row(st, out);
-	sqlite3_reset(st);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static void recs_free(void *v, size_t n)

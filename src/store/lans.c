@@ -82,16 +82,10 @@ int mz_lan_rec_create(mz_store *s, struct mz_lan_rec *r, mz_error_t *err)
 static int lan_get(mz_store *s, sqlite3_stmt *st, struct mz_lan_rec *out, mz_error_t *err,
 		   const char *what)
 {
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
+	int r = store_row(s, st, lan_from_row, out, "read LAN", err);
+	if (r == 0)
 		return mz_error(err, ENOENT, "no LAN %s (see 'mezzo net ls')", what);
-	}
-	if (rc != SQLITE_ROW)
-		return store_dberr(s, err, "read LAN");
-	lan_from_row(st, out);
-	sqlite3_reset(st);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int mz_lan_rec_get(mz_store *s, const char *name, struct mz_lan_rec *out, mz_error_t *err)

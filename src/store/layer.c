@@ -21,8 +21,9 @@
 	"id, IFNULL(parent, 0), kind, IFNULL(name, ''), is_image, building, root_ino, " \
 	"created, depth"
 
-static void layer_from_row(sqlite3_stmt *st, struct mz_layer *l)
+static void layer_from_row(sqlite3_stmt *st, void *row)
 {
+	struct mz_layer *l = row;
 	memset(l, 0, sizeof(*l));
 	l->id = sqlite3_column_int64(st, 0);
 	l->parent = sqlite3_column_int64(st, 1);
@@ -39,14 +40,10 @@ int mz_layer_get(mz_store *s, mz_lid id, struct mz_layer *out, mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(s, "SELECT " LAYER_COLS " FROM layer WHERE id = ?");
 	sqlite3_bind_int64(st, 1, id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	int r = store_row(s, st, layer_from_row, out, "read layer", err);
+	if (r == 0)
 		return mz_error(err, ENOENT, "no layer %lld", (long long)id);
-	if (rc != SQLITE_ROW)
-		return store_dberr(s, err, "read layer");
-	layer_from_row(st, out);
-	sqlite3_reset(st);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int mz_name_check(const char *name, const char *what, mz_error_t *err)
@@ -77,14 +74,7 @@ static int layer_find(mz_store *s, int kind, int image_only, const char *name,
 	sqlite3_bind_int(st, 1, kind);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, image_only);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc != SQLITE_ROW)
-		return store_dberr(s, err, "find layer");
-	layer_from_row(st, out);
-	sqlite3_reset(st);
-	return 1;
+	return store_row(s, st, layer_from_row, out, "find layer", err);
 }
 
 int mz_layer_resolve(mz_store *s, const char *spec, struct mz_layer *out, mz_error_t *err)

@@ -174,6 +174,17 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what)
 	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
+int store_row(mz_store *s, sqlite3_stmt *st, void (*from_row)(sqlite3_stmt *, void *), void *out,
+	      const char *what, mz_error_t *err)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		from_row(st, out);
+	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_dberr(s, err, what);
+	sqlite3_reset(st);
+	return r;
+}
+
 int store_rows(mz_store *s, sqlite3_stmt *st, size_t elem, void (*from_row)(sqlite3_stmt *, void *),
 	       void (*free_rows)(void *, size_t), void **out, size_t *n, const char *what,
 	       mz_error_t *err)

@@ -49,6 +49,12 @@ int store_rows(mz_store *s, sqlite3_stmt *st, size_t elem, void (*from_row)(sqli
 	       void (*free_rows)(void *, size_t), void **out, size_t *n, const char *what,
 	       mz_error_t *err);
 
+/* The one-row counterpart of store_rows: step st once; a row goes through
+ * from_row(st, out).  1 if there was a row, 0 if not, else the catalog's
+ * error (what names the read).  st is reset in every case. */
+int store_row(mz_store *s, sqlite3_stmt *st, void (*from_row)(sqlite3_stmt *, void *), void *out,
+	      const char *what, mz_error_t *err);
+
 /* Allocate a fresh inode number (inside a transaction). */
 int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err);
 /* Delete a private object whose last reference just went (row, then file). */
