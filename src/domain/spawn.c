@@ -71,6 +71,8 @@ struct child {
 	const struct sock_fprog *prog;
 	uint64_t keep;                /* capabilities */
 	int ctl2;                     /* pid 1 to pid 2: ctl after the fd layout */
+	int exec_r, exec_w;           /* pid 1's exec closes exec_w: pid 2 waits
+					 for the end of exec_r */
 	char **init_argv;             /* [main_pid_slot] is filled in by pid 1 */
 	int main_pid_slot;
 	char main_pid[16];
@@ -100,6 +102,7 @@ static void cmd_main(void *arg)
 	 * kept its number), dropped capabilities and loaded the seccomp filter
 	 * before cloning us */
 	mz_child_signals_default();
+	mz_sys(SYS_close, c->exec_w);
 	/* its own session: init can signal its process group, and a terminal
 	 * can become its controlling one */
 	if (s->tty) {
@@ -120,6 +123,14 @@ static void cmd_main(void *arg)
 	}
 	if (r == 0 && child_wait(c->ctl2) != 1)
 		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND); /* the parent gave up; it reports */
+	/* and pid 1 is mezzo-init by now (end of file: its exec closed the
+	 * pipe, or it died, and this pid namespace with it): the parent's
+	 * "go" does not wait for that exec, and a quick command could else
+	 * find pid 1 still the spawner (its /proc/1, its comm) */
+	char b;
+	while (mz_sys(SYS_read, c->exec_r, &b, 1) == -EINTR)
+		;
+	mz_sys(SYS_close, c->exec_r);
 	if (r < 0) {
 		mz_child_report(3, -r, what, NULL);
 		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
@@ -210,8 +221,16 @@ static void child_main(void *arg)
 	}
 	if (s->argv) {
 		c->ctl2 = ctl; /* where pid 2 finds the control socket */
+		int ep[2];
+		if ((r = (int)mz_sys(SYS_pipe2, ep, O_CLOEXEC)) < 0) {
+			what = "pipe";
+			goto fail;
+		}
+		c->exec_r = ep[0];
+		c->exec_w = ep[1];
 		struct clone_args ca = {.exit_signal = SIGCHLD};
 		pid_t pid = mz_clone_fn(&ca, cmd_main, c, c->stack2, STACK_SIZE);
+		mz_sys(SYS_close, ep[0]);
 		if (pid < 0) {
 			r = pid;
 			what = "cannot start the main command's process";
