@@ -48,10 +48,24 @@
  *        count.  Prints "sent BYTES ns NS MBps X" (MB = 10^6 bytes), timed
  *        from the connection's first write to the count read back.
  *
- *   pingpong HOST PORT COUNT [-d DEV] [-w WARMUP]
+ *   pingpong HOST PORT COUNT [-d DEV] [-w WARMUP] [-A FD [-k BLOCK]]
  *        Connect, 'P', TCP_NODELAY; WARMUP (default 1000) untimed round
  *        trips of one byte, then COUNT timed ones.  Prints "rtt n N mean_us
  *        X p1 p10 p50 p90 p99 p999 max" (µs).
+ *        -A FD: FD is a second connection to a netprobe server, its banner
+ *        read (as `connexec` leaves it); both get WARMUP and COUNT round
+ *        trips, in alternating blocks of BLOCK (default 100), and FD's are
+ *        printed on a second line "rtt2 n N ...".  Two setups measured in
+ *        blocks a millisecond apart see the same state of the machine, where
+ *        runs a second apart do not always (this VM drifts between a fast
+ *        and a slow mode for seconds at a time).
+ *
+ *   connexec HOST PORT [-d DEV] -- CMD...
+ *        Connect to HOST:PORT (from -N's namespace), read the banner, make
+ *        the connection standard input and exec CMD (in the namespace
+ *        netprobe was started in): how a ping-pong inside
+ *        a domain gets a second connection that leaves from another
+ *        namespace (`mezzo exec` hands its standard input to the process).
  *
  *   multi PORT NAME... [-d DEV] [-j PARALLEL] [-T TIMEOUT_MS]
  *        Connect to every NAME (looked up in /etc/hosts once) at PORT,
@@ -84,6 +98,7 @@
 #include <unistd.h>
 
 static const char *dev;
+static int home_ns = -1; /* the network namespace before -N */
 
 static int64_t now_ns(void)
 {
@@ -100,7 +115,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: netprobe [-N NETNS] serve|floor|waitconn|send|pingpong|multi ... "
+	fprintf(stderr, "usage: netprobe [-N NETNS] serve|floor|waitconn|send|pingpong|connexec|multi ... "
 			"(see bench/static/netprobe.c)\n");
 	exit(2);
 }
@@ -608,34 +623,72 @@ static int cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int pingpong(const char *host, int port, long count, long warmup)
+static void rtt_print(const char *tag, int64_t *rtt, long count)
 {
-	int fd = connect_blocking(host, port, 30);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (full_write(fd, "P", 1) < 0)
-		die("send P");
-	int64_t *rtt = malloc(sizeof(int64_t) * (size_t)count);
-	if (!rtt)
-		die("malloc");
-	char x = 'x';
-	for (long i = -warmup; i < count; i++) {
-		int64_t t0 = now_ns();
-		if (send(fd, &x, 1, MSG_NOSIGNAL) != 1 || full_read(fd, &x, 1) < 0)
-			die("ping-pong");
-		if (i >= 0)
-			rtt[i] = now_ns() - t0;
-	}
-	close(fd);
 	double sum = 0;
 	for (long i = 0; i < count; i++)
 		sum += (double)rtt[i];
 	qsort(rtt, (size_t)count, sizeof(int64_t), cmp64);
 #define Q(p) (rtt[(long)((count - 1) * (p))] / 1e3)
-	printf("rtt n %ld mean_us %.2f p1 %.2f p10 %.2f p50 %.2f p90 %.2f p99 %.2f p999 %.2f "
-	       "max %.2f\n", count, sum / count / 1e3, Q(0.01), Q(0.10), Q(0.50), Q(0.90),
+	printf("%s n %ld mean_us %.2f p1 %.2f p10 %.2f p50 %.2f p90 %.2f p99 %.2f p999 %.2f "
+	       "max %.2f\n", tag, count, sum / count / 1e3, Q(0.01), Q(0.10), Q(0.50), Q(0.90),
 	       Q(0.99), Q(0.999), rtt[count - 1] / 1e3);
+#undef Q
+}
+
+/* One timed round trip of one byte on fd, in ns. */
+static int64_t round_trip(int fd)
+{
+	char x = 'x';
+	int64_t t0 = now_ns();
+	if (send(fd, &x, 1, MSG_NOSIGNAL) != 1 || full_read(fd, &x, 1) < 0)
+		die("ping-pong");
+	return now_ns() - t0;
+}
+
+static int pingpong(const char *host, int port, long count, long warmup, int alt, long block)
+{
+	int fd[2] = {connect_blocking(host, port, 30), alt};
+	int n = alt >= 0 ? 2 : 1, one = 1;
+	int64_t *rtt[2];
+	for (int j = 0; j < n; j++) {
+		setsockopt(fd[j], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (full_write(fd[j], "P", 1) < 0)
+			die("send P");
+		if (!(rtt[j] = malloc(sizeof(int64_t) * (size_t)count)))
+			die("malloc");
+	}
+	if (n == 1)
+		block = count + warmup;
+	for (long i = -warmup; i < count;) {
+		long end = i + block < count ? i + block : count;
+		for (int j = 0; j < n; j++)
+			for (long k = i; k < end; k++) {
+				int64_t t = round_trip(fd[j]);
+				if (k >= 0)
+					rtt[j][k] = t;
+			}
+		i = end;
+	}
+	for (int j = 0; j < n; j++) {
+		close(fd[j]);
+		rtt_print(j ? "rtt2" : "rtt", rtt[j], count);
+	}
 	return 0;
+}
+
+/* connexec: a connection made here, handed to CMD as its standard input. */
+static int connexec(const char *host, int port, char **cmd)
+{
+	int fd = connect_blocking(host, port, 30);
+	if (dup2(fd, 0) < 0)
+		die("dup2");
+	/* CMD runs where netprobe was started; only the connection is from -N's */
+	if (home_ns >= 0 && setns(home_ns, CLONE_NEWNET) < 0)
+		die("setns back");
+	execvp(cmd[0], cmd);
+	die(cmd[0]);
+	return 2;
 }
 
 /* ---- multi: connect to many names --------------------------------------------- */
@@ -767,6 +820,7 @@ int main(int argc, char **argv)
 {
 	int i = 1;
 	if (i + 1 < argc && strcmp(argv[i], "-N") == 0) {
+		home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 		int fd = open(argv[i + 1], O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
 			die(argv[i + 1]);
@@ -781,13 +835,19 @@ int main(int argc, char **argv)
 	int npos = 0;
 	const char *ready = NULL, *brns = NULL, *bridge = NULL, *veth = NULL, *cidr = NULL,
 		   *mac = NULL, *expect = "banner";
-	long interval = 100, warmup = 1000, par = 8, tmo_ms = 3000;
+	long interval = 100, warmup = 1000, par = 8, tmo_ms = 3000, alt = -1, block = 100;
 	double timeout = 10;
 	int64_t chunk = 1 << 20;
 	for (; i < argc; i++) {
 		const char *o = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (o[0] == '-' && o[1] && o[2] == 0 && strchr("drBbvamitTecwjC", o[1])) {
+		if (strcmp(o, "--") == 0) {
+			/* the rest is positional: connexec's command */
+			for (i++; i < argc && npos < (int)(sizeof(pos) / sizeof(pos[0])); i++)
+				pos[npos++] = argv[i];
+			break;
+		}
+		if (o[0] == '-' && o[1] && o[2] == 0 && strchr("drBbvamitTecwjCAk", o[1])) {
 			if (!v)
 				usage();
 			i++;
@@ -806,6 +866,8 @@ int main(int argc, char **argv)
 			case 'c': chunk = parse_size(v); break;
 			case 'w': warmup = atol(v); break;
 			case 'j': par = atol(v); break;
+			case 'A': alt = atol(v); break;
+			case 'k': block = atol(v); break;
 			case 'C': {
 				cpu_set_t set;
 				CPU_ZERO(&set);
@@ -830,8 +892,10 @@ int main(int argc, char **argv)
 		return waitconn(pos[0], atoi(pos[1]), interval, timeout, strcmp(expect, "none") != 0);
 	if (strcmp(cmd, "send") == 0 && npos == 3 && chunk > 0)
 		return send_main(pos[0], atoi(pos[1]), parse_size(pos[2]), chunk);
-	if (strcmp(cmd, "pingpong") == 0 && npos == 3 && atol(pos[2]) > 0)
-		return pingpong(pos[0], atoi(pos[1]), atol(pos[2]), warmup);
+	if (strcmp(cmd, "pingpong") == 0 && npos == 3 && atol(pos[2]) > 0 && block > 0)
+		return pingpong(pos[0], atoi(pos[1]), atol(pos[2]), warmup, (int)alt, block);
+	if (strcmp(cmd, "connexec") == 0 && npos >= 3)
+		return connexec(pos[0], atoi(pos[1]), pos + 2);
 	if (strcmp(cmd, "multi") == 0 && npos >= 2 && par > 0)
 		return multi(atoi(pos[0]), pos + 1, npos - 1, (int)par, tmo_ms);
 	usage();
