@@ -868,12 +868,18 @@ static int view_reap(mz_view *v, mz_ino ino, mz_error_t *err)
 	mz_oid objs[BATCH];
 	mz_ino inos[BATCH];
 	size_t n = 0;
+	/* Two statements, not "(? = 0 OR ino = ?)": SQLite plans that once, as
+	 * a scan of the whole layer, and a reap follows every last close of an
+	 * unlinked file (an untar of Debian that replaced 406 files spent 12 %
+	 * of its server's time here). */
 	sqlite3_stmt *st = store_stmt(
-		v->s, "SELECT ino, IFNULL(object, 0) FROM inode "
-		      "WHERE layer = ? AND (? = 0 OR ino = ?) AND nlink = 0 LIMIT 64");
+		v->s, ino ? "SELECT ino, IFNULL(object, 0) FROM inode "
+			    "WHERE layer = ?1 AND ino = ?2 AND nlink = 0"
+			  : "SELECT ino, IFNULL(object, 0) FROM inode "
+			    "WHERE layer = ?1 AND nlink = 0 LIMIT 64");
 	sqlite3_bind_int64(st, 1, v->chain[0]);
-	sqlite3_bind_int64(st, 2, ino);
-	sqlite3_bind_int64(st, 3, ino);
+	if (ino)
+		sqlite3_bind_int64(st, 2, ino);
 	int rc;
 	while (n < BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		inos[n] = sqlite3_column_int64(st, 0);

@@ -135,6 +135,24 @@ def test_unlinked_open_file_stays_readable(tree):
     os.close(fd)
 
 
+def test_last_close_reaps_only_its_own_file(tree):
+    """Closing one unlinked file frees that one, not another still open."""
+    fds = []
+    for name in ("u1", "u2"):
+        p = os.path.join(tree, name)
+        with open(p, "w") as f:
+            f.write(name * 10)
+        fds.append(os.open(p, os.O_RDWR))
+        os.unlink(p)
+    os.close(fds[0])
+    st = os.fstat(fds[1])
+    assert st.st_nlink == 0 and st.st_size == 20
+    os.pwrite(fds[1], b"more", 20)
+    assert os.fstat(fds[1]).st_size == 24
+    assert os.pread(fds[1], 100, 0) == b"u2" * 10 + b"more"
+    os.close(fds[1])
+
+
 def test_rename_semantics(tree):
     a, b = os.path.join(tree, "a"), os.path.join(tree, "b")
     open(a, "w").write("A")
