@@ -117,6 +117,15 @@ def test_bad_input(dz):
     dz.run("rm", "dup")
 
 
+def test_missing_default_image_says_how_to_make_it(mezzo):
+    """A store that has not made the default image tells how to."""
+    p = mezzo.fail("run", "--rm", "--", "/bin/true")
+    assert "no image, version or tree named 'busybox'" in p.stderr
+    assert "'mezzo image busybox'" in p.stderr
+    p = mezzo.fail("run", "--rm", "--image", "nosuch", "--", "/bin/true")
+    assert "mezzo image busybox" not in p.stderr
+
+
 def test_supervisor_killed(dz):
     dz.run("create", "victim", "--", "/bin/sleep", "1000")
     dz.run("start", "victim")
