@@ -395,8 +395,16 @@ void mz_store_close(mz_store *s)
 		store_flush_unlinks(s);
 		store_trim_wal(s);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql; i++) {
+		/* A statement that stepped through a whole table or index is
+		 * a missing index or a filter SQLite cannot use one for
+		 * ("? = 0 OR x = ?"): said under MEZZO_DEBUG, where such
+		 * scans were found. */
+		int scans = sqlite3_stmt_status(s->stmts[i].st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+		if (scans > 0)
+			mz_debug("catalog: %d full-scan steps in: %s", scans, s->stmts[i].sql);
 		sqlite3_finalize(s->stmts[i].st);
+	}
 	if (s->db)
 		sqlite3_close(s->db);
 	if (s->objects_fd >= 0)
