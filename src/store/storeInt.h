@@ -26,7 +26,9 @@ struct mz_store {
 	mz_ino ino_next, ino_end;    /* inode numbers handed to us, not yet used */
 	bool tx_failed;              /* an inner rollback failed: commit must not */
 	size_t tx_pending[MZ_TX_MAX]; /* pending_n when each level began */
-	struct stmt_slot stmts[96];
+	/* Every distinct statement of the code base fits (about 90 with the
+	 * per-filter variants): a full cache aborts (store_stmt). */
+	struct stmt_slot stmts[128];
 	/* object files whose rows went in this transaction: unlinked on commit */
 	mz_oid *pending;
 	size_t pending_n, pending_cap;
