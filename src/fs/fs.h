@@ -37,10 +37,10 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err);
 /* Serve requests until the tree is unmounted (any thread, once). */
 int mz_fs_run(struct fs_server *S, mz_error_t *err);
-/* Release everything (after mz_fs_run returned, or instead of it). */
 /* The server's catalog handle, for its owner to use once mz_fs_run has
  * returned (the server is done with it) and until mz_fs_stop. */
 struct mz_store *mz_fs_store(struct fs_server *S);
+/* Release everything (after mz_fs_run returned, or instead of it). */
 void mz_fs_stop(struct fs_server *S);
 /* For the owner of a lent handle (mz_fs_opts.store), while the server runs:
  * enter takes the server's lock (its requests wait: keep it short) and

@@ -478,6 +478,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			if (len > 0) {
 				fs_serve_one(S, len);
 				spin_until = mono_ns() + FS_SPIN_NS;
+				S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;
 			}
 			continue;
 		}

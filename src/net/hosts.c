@@ -279,18 +279,22 @@ static int set_update(mz_store *s, const char *path, const int64_t *lans, size_t
 	return put_in_place(path, text, len, create, err);
 }
 
-/* The set file of lans[0..n) (n > 0), made empty if missing: *path. */
-static int set_file(mz_store *s, const int64_t *lans, size_t n, char **path, mz_error_t *err)
+/* The set file of lans[0..n) (n > 0): *path, its directory made; the file
+ * too (empty) if touch. */
+static int set_file(mz_store *s, const int64_t *lans, size_t n, bool touch, char **path,
+		    mz_error_t *err)
 {
 	cleanup_free char *dir = xasprintf("%s/run/hosts", mz_store_root(s));
 	int r = mkdir_p(dir, 0755);
 	if (r < 0)
 		return mz_error_sys(err, -r, "cannot make %s", dir);
 	cleanup_free char *p = set_path(s, lans, n);
-	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return mz_error_sys(err, errno, "cannot make %s", p);
-	close(fd);
+	if (touch) {
+		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			return mz_error_sys(err, errno, "cannot make %s", p);
+		close(fd);
+	}
 	*path = steal_ptr(&p);
 	return 0;
 }
@@ -305,7 +309,7 @@ char *mz_hosts_file(mz_store *s, const char *domain, mz_error_t *err)
 	if (n == 0)
 		mz_error(err, ENOENT, "domain '%s' is on no LAN", domain);
 	else
-		set_file(s, lans, n, &path, err);
+		set_file(s, lans, n, true, &path, err);
 	return path;
 }
 
@@ -319,7 +323,8 @@ int mz_hosts_write(mz_store *s, const char *domain, const struct mz_lease_rec *l
 		lans[i] = leases[i].lan;
 	resolv_text(s, domain, lans, n, &resolv, &rn);
 	int r = 0;
-	if (n && (r = set_file(s, lans, n, &hp, err)) == 0)
+	/* set_update makes the file if it is missing */
+	if (n && (r = set_file(s, lans, n, false, &hp, err)) == 0)
 		r = set_update(s, hp, lans, n, true, err);
 	if (r < 0)
 		return r;

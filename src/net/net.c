@@ -481,6 +481,7 @@ struct nic {
 	struct mz_lan_rec lan;
 	char peer[16];
 	bool made;
+	int ifindex; /* the host end's, once made */
 };
 
 /*
@@ -536,12 +537,16 @@ static int veth_make(struct mz_nl *nl, struct nic *n, int master, int netns_fd, 
 			     "or %s was made meanwhile", v.name, n->peer, v.name);
 	if (r == 0)
 		n->made = true;
+	/* Its index, for the token bucket and the fast path (the ack of
+	 * RTM_NEWLINK does not carry it). */
+	struct mz_nl_link l;
+	if (r == 0 && (r = mz_nl_link_get(nl, v.name, &l, err)) == 0)
+		n->ifindex = l.ifindex;
 	/* What the domain receives leaves the host end: a token bucket there
 	 * shapes it (what it sends is policed by nftables, see nft.c). */
-	struct mz_nl_link l;
 	int64_t rate = n->lease->rate_in, burst = mz_rate_burst(rate);
-	if (r == 0 && rate > 0 && (r = mz_nl_link_get(nl, v.name, &l, err)) == 0)
-		r = mz_nl_qdisc_tbf(nl, l.ifindex, (uint64_t)rate,
+	if (r == 0 && rate > 0)
+		r = mz_nl_qdisc_tbf(nl, n->ifindex, (uint64_t)rate,
 				    burst > UINT32_MAX ? UINT32_MAX : (uint32_t)burst, err);
 	return r == -ENODEV ? mz_error(err, ENODEV, "%s vanished", v.name) : r;
 }
@@ -594,15 +599,9 @@ static int fast_join(mz_store *s, struct mz_nl *nl, const struct nic *n, mz_erro
 	if (block == 0 || (off && strcmp(off, "0") == 0))
 		return 0;
 	const struct mz_lease_rec *le = n->lease;
-	struct mz_nl_link l;
-	int r = mz_nl_link_get(nl, le->veth, &l, err);
-	if (r == -ENODEV)
-		return mz_error(err, ENODEV, "%s vanished", le->veth);
-	if (r < 0)
-		return r;
 	char br[16];
 	mz_net_bridge_name(s, n->lan.id, br);
-	struct mz_fast_member m = {.ifindex = l.ifindex, .lease = le->id, .mac = le->mac,
+	struct mz_fast_member m = {.ifindex = n->ifindex, .lease = le->id, .mac = le->mac,
 				   .ip4 = le->ip4, .ip6 = le->has_ip6 ? le->ip6 : NULL,
 				   .send = le->rate_out == 0, .shaped = le->rate_in > 0};
 	return mz_fast_join(nl, br, block, &m, err);

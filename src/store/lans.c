@@ -141,7 +141,7 @@ int mz_lan_rec_remove(mz_store *s, int64_t id, mz_error_t *err)
 #define LEASE_COLS                                                                      \
 	"l.id, l.lan, l.domain, l.nic, l.ip4, l.ip6, l.mac, l.attached, l.rundir, "       \
 	"l.veth, l.rate_in, l.rate_out"
-#define LEASE_FROM " FROM lease l JOIN lan n ON n.id = l.lan "
+#define LEASE_FROM " FROM lease l "
 
 static void lease_from_row(sqlite3_stmt *st, void *row)
 {
@@ -433,8 +433,12 @@ static void fwd_from_row(sqlite3_stmt *st, void *row)
 int mz_fwd_list(mz_store *s, const char *domain, struct mz_fwd_rec **out, size_t *n,
 		mz_error_t *err)
 {
-	sqlite3_stmt *st = store_stmt(s, "SELECT domain, proto, host_port, domain_port FROM portfwd "
-					 "WHERE ?1 IS NULL OR domain = ?1 ORDER BY proto, host_port");
+	/* Two statements, for the portfwd_domain index (see mz_lease_list). */
+	sqlite3_stmt *st = store_stmt(
+		s, domain ? "SELECT domain, proto, host_port, domain_port FROM portfwd "
+			    "WHERE domain = ?1 ORDER BY proto, host_port"
+			  : "SELECT domain, proto, host_port, domain_port FROM portfwd "
+			    "ORDER BY proto, host_port");
 	if (domain)
 		sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
 	return store_rows(s, st, sizeof(**out), fwd_from_row, NULL, (void **)out, n,
