@@ -67,6 +67,12 @@ struct mz_domain_spec {
 	 * LANs.  An error aborts the spawn.  NULL: loopback only. */
 	int (*net_hook)(void *arg, int netns_fd, mz_error_t *err);
 	void *net_hook_arg;
+	/* Called once the spawn's own preparations are made, just before the
+	 * clone that copies the caller's mounts: the caller finishes mounting
+	 * rootfs (say on another thread) while they are made.  An error aborts
+	 * the spawn.  NULL: rootfs is mounted already. */
+	int (*root_hook)(void *arg, mz_error_t *err);
+	void *root_hook_arg;
 	/* Host files bound read-only over the tree's /etc/hosts and
 	 * /etc/resolv.conf where those are regular files; NULL: none. */
 	const char *hosts_file, *resolv_file;

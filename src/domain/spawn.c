@@ -1,6 +1,9 @@
 /*
  * spawn.c — mz_domain_spawn: make a domain and start its init.
  *
+ * First what needs no child: the seccomp program, the children's stacks,
+ * the domain's v2 cgroup (and, through spec->root_hook, the caller's mount
+ * of the root finishing meanwhile).
  * One clone3 makes the domain's first process ("pid 1") in new user, pid,
  * mount, uts, ipc and network namespaces, born into the domain's v2 cgroup
  * (CLONE_INTO_CGROUP) with a pidfd for the caller.  Then, in parallel:
@@ -483,6 +486,8 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 	pid_t pid = -1;
 	int pidfd = -1;
 	r = mz_cg_join_open(cg, &spec->limits, &c.join, err);
+	if (r == 0 && spec->root_hook)
+		r = spec->root_hook(spec->root_hook_arg, err);
 	if (r == 0) {
 		struct clone_args ca = {
 			.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS |

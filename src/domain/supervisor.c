@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -138,6 +139,94 @@ static int fs_wait(void *arg, mz_error_t *err)
 		j->err = NULL;
 	}
 	return j->r;
+}
+
+/*
+ * Warming the tree's dentries.  Pid 1's first steps in the tree (the mount
+ * points /proc, /sys, /dev, /tmp; /etc/hosts on a LAN) and pid 2's exec of
+ * the command (its PATH search) each wait for a LOOKUP round trip to the
+ * server, one after the other: about 0.25 ms of a start.  The same names,
+ * looked up from this process while the kernel makes the domain's
+ * namespaces on the other CPU, are cached in the kernel by then (the tree
+ * is the only writer of itself, so its entries and misses live long; the
+ * dentries are the superblock's, seen through every mount of it).
+ *
+ * Lookups only (O_PATH: no OPEN, nothing written, nothing of the result
+ * used), and never outside the tree: RESOLVE_IN_ROOT reads the domain's
+ * links (/usr -> /, say) as the domain will, against its own root, not the
+ * host's.
+ */
+struct warm {
+	const char *mp;
+	const char *cmd;       /* argv[0], or NULL */
+	bool lan;              /* /etc/hosts and /etc/resolv.conf are bound */
+};
+
+/* true if path names something in the tree */
+static bool warm_path(int root, const char *path, bool follow)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
+			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void *warm_thread(void *arg)
+{
+	const struct warm *w = arg;
+	int root = open(w->mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return NULL;
+	static const char *const tops[] = {"proc", "sys", "dev", "tmp"};
+	for (size_t i = 0; i < ARRAY_SIZE(tops); i++)
+		warm_path(root, tops[i], false);
+	if (w->lan) {
+		warm_path(root, "etc/hosts", false);
+		warm_path(root, "etc/resolv.conf", false);
+	}
+	/* the command as mz_exec_search finds it: a path, or along root's
+	 * default PATH (the one a domain's command gets) */
+	if (w->cmd && strchr(w->cmd, '/')) {
+		warm_path(root, w->cmd, true);
+	} else if (w->cmd && *w->cmd) {
+		static const char *const dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+						   "/usr/bin", "/sbin", "/bin"};
+		for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+			char p[PATH_MAX];
+			if (snprintf(p, sizeof(p), "%s/%s", dirs[i], w->cmd) >= (int)sizeof(p) ||
+			    warm_path(root, p, true))
+				break;
+		}
+	}
+	close(root);
+	return NULL;
+}
+
+/* The spawn's root_hook: wait for the mount, then warm it (above) while
+ * the kernel makes the namespaces. */
+struct root_job {
+	struct fs_job *fs;
+	struct warm warm;
+	pthread_t warm_th;
+	bool warming;
+};
+
+static int root_ready(void *arg, mz_error_t *err)
+{
+	struct root_job *j = arg;
+	int r = fs_wait(j->fs, err);
+	mz_debug("start: tree mounted");
+	if (r < 0)
+		return r;
+	pthread_attr_t small;
+	pthread_attr_init(&small);
+	pthread_attr_setstacksize(&small, 64 << 10);
+	j->warming = pthread_create(&j->warm_th, &small, warm_thread, &j->warm) == 0;
+	pthread_attr_destroy(&small);
+	return 0;
 }
 
 /* The tree's etc/hosts and etc/resolv.conf, made empty (root's, 0644) where
@@ -552,14 +641,19 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		};
 		for (int i = 0; i < 3; i++)
 			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
-		r = fs_wait(&job, err);
-		mz_debug("start: %s: tree mounted", o->name);
 		if (net_thread) {
 			pthread_join(nth, NULL); /* the hook must not race its warm-up */
 			net_thread = false;
 		}
-		if (r == 0)
-			r = mz_domain_spawn(&spec, &proc, err);
+		/* the tree is mounted (root_hook) while the spawn prepares */
+		struct root_job rj = {.fs = &job,
+				      .warm = {.mp = mp, .cmd = spec.argv ? spec.argv[0] : NULL,
+					       .lan = nleases > 0}};
+		spec.root_hook = root_ready;
+		spec.root_hook_arg = &rj;
+		r = mz_domain_spawn(&spec, &proc, err);
+		if (rj.warming)
+			pthread_join(rj.warm_th, NULL);
 		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
 	}

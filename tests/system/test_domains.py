@@ -126,6 +126,27 @@ def test_missing_default_image_says_how_to_make_it(mezzo):
     assert "mezzo image busybox" not in p.stderr
 
 
+def test_start_fails_cleanly_while_its_tree_is_served_elsewhere(dz, workdir):
+    """The tree is mounted while the start prepares its cgroup: a mount
+    that fails (the tree is served by `mezzo fs mount`) ends the start with
+    its error, and leaves no process, cgroup or mount behind."""
+    import glob
+    dz.run("create", "busy", "--", "/bin/sleep", "1000")
+    mp = os.path.join(workdir, "mnt")
+    os.makedirs(mp)
+    dz.run("fs", "mount", "domain.busy", mp)
+    p = dz.fail("start", "busy")
+    assert "already served" in p.stderr
+    assert domains(dz)["busy"]["state"] != "running"
+    assert glob.glob("/sys/fs/cgroup/*/mezzo/busy.*") == []
+    with open("/proc/self/mountinfo") as f:
+        assert os.path.join(dz.root, "run/domains/busy") not in f.read()
+    dz.run("fs", "umount", mp)
+    dz.run("start", "busy")
+    assert domains(dz)["busy"]["state"] == "running"
+    dz.run("stop", "busy")
+
+
 def test_supervisor_killed(dz):
     dz.run("create", "victim", "--", "/bin/sleep", "1000")
     dz.run("start", "victim")
