@@ -21,6 +21,10 @@ struct cli {
 	const char *argv0; /* path of the mezzo binary (for re-exec) */
 };
 
+/* The image a domain runs when none is named, and the name `mezzo image
+ * busybox` gives the one it makes. */
+#define CLI_DEFAULT_IMAGE "busybox"
+
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 

@@ -256,7 +256,7 @@ static int image_busybox(struct cli *c, int argc, char **argv)
 	int rc, i = parse(c, "image busybox", busybox_help, argc, argv, &o, &rc);
 	if (i < 0 || !nargs_ok("image busybox", argc - i, 0, 1, &rc))
 		return rc;
-	const char *name = i < argc ? argv[i] : "busybox";
+	const char *name = i < argc ? argv[i] : CLI_DEFAULT_IMAGE;
 	cleanup_error mz_error_t err = NULL;
 	cleanup_store mz_store *s = NULL;
 	if (cli_store(c, &s, &err) < 0)

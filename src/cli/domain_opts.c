@@ -163,7 +163,7 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		      struct domain_opts *o)
 {
 	/* o is zeroed by the caller (it may own memory before we fail) */
-	o->image = "busybox";
+	o->image = CLI_DEFAULT_IMAGE;
 	o->stop_timeout_s = 10;
 	bool is_run = strcmp(cmd, "run") == 0;
 	bool net_none = false;
@@ -260,6 +260,12 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 {
 	struct mz_layer l;
 	int r = mz_layer_resolve(s, o->image, &l, err);
+	if (r == -ENOENT && err && *err && strcmp(o->image, CLI_DEFAULT_IMAGE) == 0) {
+		/* a store that has not made the default image yet */
+		cleanup_free char *m = xstrdup((*err)->msg);
+		mz_error_release(err);
+		return mz_error(err, ENOENT, "%s; 'mezzo image busybox' makes the default image", m);
+	}
 	if (r < 0)
 		return r;
 	if (l.kind != MZ_LAYER_VERSION)

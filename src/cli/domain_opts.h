@@ -10,7 +10,7 @@
 
 struct domain_opts {
 	const char *name;
-	const char *image;       /* default "busybox" */
+	const char *image;       /* default CLI_DEFAULT_IMAGE */
 	int64_t memory, pids, cpu_weight, cpu_quota_us, io_weight;
 	bool rm;                 /* run --rm */
 	int stop_timeout_s;

@@ -215,6 +215,11 @@ void mz_child_signals_default(void)
 	mz_sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
 }
 
+char *const *mz_domain_env(const struct mz_domain_spec *s)
+{
+	return s->envp ? s->envp : mz_default_env(s->uid, s->tty);
+}
+
 char *const *mz_default_env(uid_t uid, bool tty)
 {
 	static char *const root[] = {
@@ -231,15 +236,21 @@ char *const *mz_default_env(uid_t uid, bool tty)
 	return tty ? user : user_notty;
 }
 
+const char *mz_exec_path(char *const *envp)
+{
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (char *const *e = envp; *e; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			path = *e + 5;
+	return path;
+}
+
 int mz_exec_search(char *const *argv, char *const *envp)
 {
 	const char *file = argv[0];
 	if (strchr(file, '/'))
 		return (int)mz_sys(SYS_execve, file, argv, envp);
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (char *const *e = envp; *e; e++)
-		if (strncmp(*e, "PATH=", 5) == 0)
-			path = *e + 5;
+	const char *path = mz_exec_path(envp);
 	int saved = -ENOENT;
 	for (const char *p = path;; p++) {
 		const char *e = strchrnul(p, ':');

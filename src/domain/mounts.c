@@ -267,6 +267,10 @@ static int make_dev(int rootfd, const struct mz_mount_args *a, const char **what
 	return r;
 }
 
+/* what mz_mounts_populate opens in the tree (its supervisor looks these up
+ * ahead, see warm_thread in supervisor.c) */
+const char *const mz_mounts_tops[] = {"proc", "sys", "dev", "tmp", NULL};
+
 int mz_mounts_populate(int rootfd, const struct mz_mount_args *a, const char **what)
 {
 	/* the modes given to mkdir are meant as they are */

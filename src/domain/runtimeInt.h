@@ -100,6 +100,8 @@ int mz_mounts_bind_root(const char *rootfs, int *rootfd, const char **what);
 /* As the domain's root: /proc, /sys (read-only), a minimal /dev with
  * /dev/pts and /dev/shm, /tmp — all on the tree of rootfd, before the pivot. */
 int mz_mounts_populate(int rootfd, const struct mz_mount_args *a, const char **what);
+/* The names in the tree's root that populate mounts on (NULL-terminated). */
+extern const char *const mz_mounts_tops[];
 /* pivot_root into rootfd, detach the old root, cwd "/". */
 int mz_mounts_pivot(int rootfd, const char **what);
 
@@ -133,8 +135,12 @@ int mz_child_ids(uid_t uid, gid_t gid, const char **what);
 void mz_child_signals_default(void);
 /* execve argv[0], searched in envp's PATH like execvp; returns -errno. */
 int mz_exec_search(char *const *argv, char *const *envp);
+/* The PATH mz_exec_search searches for envp (its own, else root's default). */
+const char *mz_exec_path(char *const *envp);
 
 /* The default environment of a domain's process (static strings). */
 char *const *mz_default_env(uid_t uid, bool tty);
+/* The environment a spec's command gets: its own, else the default. */
+char *const *mz_domain_env(const struct mz_domain_spec *s);
 
 #endif

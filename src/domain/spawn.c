@@ -473,7 +473,7 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 		.initfd = initfd,
 		.prog = prog,
 		.keep = mz_caps_keep(spec->allow_perf_bpf),
-		.envp = spec->envp ? spec->envp : mz_default_env(spec->uid, spec->tty),
+		.envp = mz_domain_env(spec),
 		.margs = {.devpts_gid5 = spec->gid_count > 5,
 			  .hosts = spec->hosts_file,
 			  .resolv = spec->resolv_file},

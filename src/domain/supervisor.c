@@ -39,6 +39,7 @@
 #include "../lib/util.h"
 #include "../store/store.h"
 #include "runtime.h"
+#include "runtimeInt.h"
 
 #define CONSOLE_LOG_MAX (1 << 20)
 
@@ -159,6 +160,7 @@ static int fs_wait(void *arg, mz_error_t *err)
 struct warm {
 	const char *mp;
 	const char *cmd;       /* argv[0], or NULL */
+	char *const *envp;     /* the command's environment: its PATH */
 	bool lan;              /* /etc/hosts and /etc/resolv.conf are bound */
 };
 
@@ -180,25 +182,23 @@ static void *warm_thread(void *arg)
 	int root = open(w->mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return NULL;
-	static const char *const tops[] = {"proc", "sys", "dev", "tmp"};
-	for (size_t i = 0; i < ARRAY_SIZE(tops); i++)
-		warm_path(root, tops[i], false);
+	for (const char *const *t = mz_mounts_tops; *t; t++)
+		warm_path(root, *t, false);
 	if (w->lan) {
 		warm_path(root, "etc/hosts", false);
 		warm_path(root, "etc/resolv.conf", false);
 	}
-	/* the command as mz_exec_search finds it: a path, or along root's
-	 * default PATH (the one a domain's command gets) */
+	/* the command as mz_exec_search finds it: a path, or along PATH */
 	if (w->cmd && strchr(w->cmd, '/')) {
 		warm_path(root, w->cmd, true);
 	} else if (w->cmd && *w->cmd) {
-		static const char *const dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-						   "/usr/bin", "/sbin", "/bin"};
-		for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-			char p[PATH_MAX];
-			if (snprintf(p, sizeof(p), "%s/%s", dirs[i], w->cmd) >= (int)sizeof(p) ||
-			    warm_path(root, p, true))
+		for (const char *p = mz_exec_path(w->envp);; p++) {
+			const char *e = strchrnul(p, ':');
+			char buf[PATH_MAX];
+			int n = snprintf(buf, sizeof(buf), "%.*s/%s", (int)(e - p), p, w->cmd);
+			if ((n < (int)sizeof(buf) && warm_path(root, buf, true)) || *e == '\0')
 				break;
+			p = e;
 		}
 	}
 	close(root);
@@ -648,7 +648,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		/* the tree is mounted (root_hook) while the spawn prepares */
 		struct root_job rj = {.fs = &job,
 				      .warm = {.mp = mp, .cmd = spec.argv ? spec.argv[0] : NULL,
-					       .lan = nleases > 0}};
+					       .envp = mz_domain_env(&spec), .lan = nleases > 0}};
 		spec.root_hook = root_ready;
 		spec.root_hook_arg = &rj;
 		r = mz_domain_spawn(&spec, &proc, err);

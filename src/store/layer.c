@@ -114,12 +114,8 @@ int mz_layer_resolve(mz_store *s, const char *spec, struct mz_layer *out, mz_err
 	if (!rv && !rt)
 		return mz_error(err, ENOENT,
 				"no image, version or tree named '%s' (see 'mezzo image ls' and "
-				"'mezzo fs ls')%s",
-				spec,
-				/* the default image of a store that has not made it yet */
-				strcmp(spec, "busybox") == 0
-					? "; 'mezzo image busybox' makes the default image"
-					: "");
+				"'mezzo fs ls')",
+				spec);
 	*out = rv ? v : t;
 	return 0;
 }
