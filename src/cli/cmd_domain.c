@@ -191,6 +191,13 @@ static int64_t orphans(const char *root, const char *name)
 static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 		       bool quiet_if_stopped, mz_error_t *err)
 {
+	/* A running domain's supervisor answers on its control socket: no
+	 * catalog needed.  Otherwise (none answers) the catalog tells. */
+	if (sig == SIGTERM) {
+		int a = mz_domain_ask_stop(mz_store_default_root(c->root), name, timeout_s, err);
+		if (a != -ENOENT)
+			return a;
+	}
 	cleanup_store mz_store *s = NULL;
 	struct mz_domain_rec rec;
 	int r = cli_store(c, &s, err);

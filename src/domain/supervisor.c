@@ -36,10 +36,12 @@
 #include "../fs/fs.h"
 #include "../net/net.h"
 #include "../lib/log.h"
+#include "../lib/thread.h"
 #include "../lib/util.h"
 #include "../store/store.h"
 #include "runtime.h"
 #include "runtimeInt.h"
+#include "controlInt.h"
 
 #define CONSOLE_LOG_MAX (1 << 20)
 
@@ -121,6 +123,13 @@ static void *fs_thread(void *arg)
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
 		return NULL;
+	/* Its bind makes an inode in the store's run directory (~0.1 ms on
+	 * this ext4): after the mount, while the kernel makes the namespaces.
+	 * Without it, `mezzo snapshot` of the running domain says it cannot
+	 * reach the server; the domain itself runs as well. */
+	mz_error_t e1 cleanup_error = NULL;
+	if (mz_fs_open_control(S, &e1) < 0)
+		mz_warn("%s", e1->msg);
 	mz_error_t e2 cleanup_error = NULL;
 	if (mz_fs_run(S, &e2) < 0)
 		mz_err("file system server: %s", e2 ? e2->msg : "failed");
@@ -206,13 +215,43 @@ static void *warm_thread(void *arg)
 }
 
 /* The spawn's root_hook: wait for the mount, then warm it (above) while
- * the kernel makes the namespaces. */
+ * the kernel makes the namespaces.  The same thread then makes the sockets
+ * `mezzo console` and `mezzo stop` connect to: a bind makes an inode in the
+ * run directory, ~0.1 ms each on this journal-less ext4 (its inode
+ * allocator looks for recently deleted inodes), better spent beside the
+ * clone than before it. */
+struct console;
+static int console_listen(struct console *c, const char *dir, mz_error_t *err);
+
 struct root_job {
 	struct fs_job *fs;
 	struct warm warm;
+	struct console *con;     /* or NULL */
+	struct sup_control *ctl;
+	const char *dir, *root, *name;
+	int sock_r;
+	mz_error_t sock_err;
 	pthread_t warm_th;
 	bool warming;
 };
+
+static int sockets_make(struct root_job *j)
+{
+	int r = j->con ? console_listen(j->con, j->dir, &j->sock_err) : 0;
+	/* without a control socket, `mezzo stop` signals: not worth failing for */
+	mz_error_t e cleanup_error = NULL;
+	if (r == 0 && sup_control_open(j->ctl, j->root, j->name, &e) < 0)
+		mz_warn("%s; mezzo stop will signal instead", e->msg);
+	return j->sock_r = r;
+}
+
+static void *root_thread(void *arg)
+{
+	struct root_job *j = arg;
+	warm_thread(&j->warm);
+	sockets_make(j);
+	return NULL;
+}
 
 static int root_ready(void *arg, mz_error_t *err)
 {
@@ -221,11 +260,7 @@ static int root_ready(void *arg, mz_error_t *err)
 	mz_debug("start: tree mounted");
 	if (r < 0)
 		return r;
-	pthread_attr_t small;
-	pthread_attr_init(&small);
-	pthread_attr_setstacksize(&small, 64 << 10);
-	j->warming = pthread_create(&j->warm_th, &small, warm_thread, &j->warm) == 0;
-	pthread_attr_destroy(&small);
+	j->warming = mz_thread_start_apart(&j->warm_th, 64 << 10, root_thread, j) == 0;
 	return 0;
 }
 
@@ -347,6 +382,12 @@ static int console_open(struct console *c, const char *dir, mz_error_t *err)
 		return mz_error_sys(err, errno, "open %s", c->logpath);
 	struct stat st;
 	c->logsize = fstat(c->log, &st) == 0 ? st.st_size : 0;
+	return 0;
+}
+
+/* run/domains/NAME/console.sock, where `mezzo console` attaches */
+static int console_listen(struct console *c, const char *dir, mz_error_t *err)
+{
 	c->sockpath = xasprintf("%s/console.sock", dir);
 	const char *sock = c->sockpath;
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -430,10 +471,11 @@ static void console_close(struct console *c)
 	free(c->logpath);
 }
 
-/* Wait for init; on SIGTERM/SIGINT/SIGHUP stop it: SIGTERM, then SIGKILL
- * after the timeout. */
+/* Wait for init; on SIGTERM/SIGINT/SIGHUP, or a stop on the control
+ * socket, stop it: SIGTERM, then SIGKILL after the timeout (the stop's own,
+ * else the start's). */
 static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, struct console *c,
-		     int *status, mz_error_t *err)
+		     struct sup_control *ctl, int *status, mz_error_t *err)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -445,19 +487,29 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 		return mz_error_sys(err, errno, "signalfd");
 	int64_t kill_at = 0;
 	for (;;) {
-		struct pollfd pf[5] = {{.fd = p->pidfd, .events = POLLIN},
-				       {.fd = sfd, .events = POLLIN},
-				       {.fd = c ? c->master : -1, .events = POLLIN},
-				       {.fd = c ? c->listen : -1, .events = POLLIN},
-				       {.fd = c ? c->client : -1, .events = POLLIN}};
+		struct pollfd pf[5 + 1 + SUP_CONTROL_MAX] = {
+			{.fd = p->pidfd, .events = POLLIN},
+			{.fd = sfd, .events = POLLIN},
+			{.fd = c ? c->master : -1, .events = POLLIN},
+			{.fd = c ? c->listen : -1, .events = POLLIN},
+			{.fd = c ? c->client : -1, .events = POLLIN}};
+		int nctl = ctl->listen >= 0 ? sup_control_poll_fds(ctl, pf + 5) : 0;
 		int timeout = -1;
 		if (kill_at) {
 			int64_t left = kill_at - mono_ns();
 			timeout = left > 0 ? (int)(left / 1000000) + 1 : 0;
 		}
-		int n = poll(pf, 5, timeout);
+		int n = poll(pf, (nfds_t)(5 + nctl), timeout);
 		if (n < 0 && errno != EINTR)
 			return mz_error_sys(err, errno, "poll");
+		int stop_s = n > 0 && nctl ? sup_control_read(ctl, pf + 5, nctl) : -1;
+		if (stop_s >= 0) {
+			int64_t at = mono_ns() + (int64_t)stop_s * 1000000000;
+			if (!kill_at)
+				mz_domain_kill(p, SIGTERM, NULL);
+			if (!kill_at || at < kill_at)
+				kill_at = at;
+		}
 		if (c && (pf[2].revents & POLLIN))
 			console_pump(c);
 		if (c && (pf[3].revents & POLLIN))
@@ -532,6 +584,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	}
 	uid_t base = MZ_DOMAIN_ID_BASE + (uid_t)rec.slot * MZ_DOMAIN_ID_COUNT;
 	struct console con = {.master = -1, .slave = -1, .log = -1, .listen = -1, .client = -1};
+	struct sup_control ctl;
+	sup_control_init(&ctl);
 	struct fs_server *S = NULL;
 	pthread_t th;
 	bool thread = false, spawned = false;
@@ -598,11 +652,12 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		.fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
 		       .gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
 		       .allow_suid = true, .allow_dev = false, .ready_fd = -1,
+		       .control_later = true,
 		       .store = lend ? s : NULL},
 		.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
 	};
 	if (r == 0) {
-		r = -pthread_create(&th, NULL, fs_thread, &job);
+		r = -mz_thread_start_apart(&th, 0, fs_thread, &job);
 		if (r < 0)
 			mz_error_sys(err, -r, "cannot start the file system thread");
 		thread = r == 0;
@@ -648,14 +703,24 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		/* the tree is mounted (root_hook) while the spawn prepares */
 		struct root_job rj = {.fs = &job,
 				      .warm = {.mp = mp, .cmd = spec.argv ? spec.argv[0] : NULL,
-					       .envp = mz_domain_env(&spec), .lan = nleases > 0}};
+					       .envp = mz_domain_env(&spec), .lan = nleases > 0},
+				      .con = o->console ? &con : NULL, .ctl = &ctl, .dir = dir,
+				      .root = mz_store_root(s), .name = o->name};
 		spec.root_hook = root_ready;
 		spec.root_hook_arg = &rj;
 		r = mz_domain_spawn(&spec, &proc, err);
 		if (rj.warming)
 			pthread_join(rj.warm_th, NULL);
+		else if (r == 0)
+			sockets_make(&rj);
 		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
+		if (r == 0 && rj.sock_r < 0) {
+			r = rj.sock_r;
+			*err = rj.sock_err;
+			rj.sock_err = NULL;
+		}
+		mz_error_release(&rj.sock_err);
 	}
 	if (r == 0) {
 		mz_store *c = lend ? mz_fs_catalog_enter(job.S) : s;
@@ -685,7 +750,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			s = NULL;
 		}
 		malloc_trim(0);
-		r = wait_init(o, &proc, o->console ? &con : NULL, status, err);
+		r = wait_init(o, &proc, o->console ? &con : NULL, &ctl, status, err);
 		mz_debug("stop: %s: init exited", o->name);
 	}
 
@@ -730,9 +795,17 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (nleases && mz_net_detach(last, o->name, &e3) < 0)
 			mz_warn("%s", e3 ? e3->msg : "");
 		mz_error_release(&e3);
+		/* the tree is free for the next start, before we are gone */
+		bool released = S == NULL || mz_fs_release(S, &e3) == 0;
+		if (!released)
+			mz_warn("%s", e3 ? e3->msg : "");
+		mz_error_release(&e3);
 		if (mz_domain_rec_set_stopped(last, o->name, r == 0 ? *status : -1, &e3) < 0)
 			mz_warn("%s", e3 ? e3->msg : "");
+		else if (released)
+			sup_control_close(&ctl, "stopped"); /* down, and recorded so */
 	}
+	sup_control_close(&ctl, NULL);
 	mz_fs_stop(S);
 	mz_debug("stop: %s: recorded", o->name);
 	free_argv(argv);

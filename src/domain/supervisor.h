@@ -46,6 +46,13 @@ void mz_domain_cgroup_name(const char *store_root, const char *name, char out[16
  * cgroups and its dead mount.  Harmless when nothing is left. */
 int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err);
 
+/* Ask NAME's supervisor, over its control socket, to stop the domain
+ * (SIGTERM, SIGKILL after timeout_s) and wait until it is down and recorded
+ * so.  -ENOENT, with *err untouched, if no supervisor answers (none runs,
+ * or it died meanwhile): then the catalog knows more. */
+int mz_domain_ask_stop(const char *store_root, const char *name, int timeout_s,
+		       mz_error_t *err);
+
 /* Where the pieces of a running domain live. */
 char *mz_domain_run_dir(const char *store_root, const char *name);
 /* The static init binary: $MEZZO_INIT, else mezzo-init beside this binary. */

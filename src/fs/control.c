@@ -56,6 +56,11 @@ int fs_control_open(struct fs_server *S, mz_error_t *err)
 	return 0;
 }
 
+int mz_fs_open_control(struct fs_server *S, mz_error_t *err)
+{
+	return S->ctl_fd >= 0 ? 0 : fs_control_open(S, err);
+}
+
 void fs_control_close(struct fs_server *S)
 {
 	if (S->ctl_fd < 0)

@@ -28,6 +28,10 @@ struct mz_fs_opts {
 	 * server runs only between mz_fs_catalog_enter and _leave.  NULL:
 	 * the server opens its own. */
 	struct mz_store *store;
+	/* The control socket (snapshots of the mounted tree) is made by the
+	 * caller with mz_fs_open_control once the tree is mounted, off a
+	 * domain's start path; else by mz_fs_start, before it says "ok". */
+	bool control_later;
 };
 
 /* A running server of one tree. */
@@ -35,11 +39,20 @@ struct fs_server;
 /* Open the store, claim the tree, mount it (nothing is served yet). */
 int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err);
+/* The control socket, for an mz_fs_opts.control_later server: call it
+ * after mz_fs_start and before mz_fs_run, in the thread that will run it. */
+int mz_fs_open_control(struct fs_server *S, mz_error_t *err);
 /* Serve requests until the tree is unmounted (any thread, once). */
 int mz_fs_run(struct fs_server *S, mz_error_t *err);
 /* The server's catalog handle, for its owner to use once mz_fs_run has
  * returned (the server is done with it) and until mz_fs_stop. */
 struct mz_store *mz_fs_store(struct fs_server *S);
+/* Once mz_fs_run has returned: reap the tree's unlinked inodes and give up
+ * the claim on it, so that another server may take it at once (a domain's
+ * supervisor says "stopped" then, not once its process is gone);
+ * mz_fs_stop then leaves the tree alone.  An anonymous tree (drop_on_exit)
+ * is kept until mz_fs_stop drops it. */
+int mz_fs_release(struct fs_server *S, mz_error_t *err);
 /* Release everything (after mz_fs_run returned, or instead of it). */
 void mz_fs_stop(struct fs_server *S);
 /* For the owner of a lent handle (mz_fs_opts.store), while the server runs:

@@ -549,10 +549,13 @@ static void raise_nofile(void)
 /* One server per tree: a second would corrupt the first's view of it. */
 static int claim_tree(struct fs_server *S, mz_error_t *err)
 {
-	int r = mz_store_begin(S->store, err);
-	if (r < 0)
-		return r;
+	/* A domain's supervisor (this process) claimed it with the domain. */
 	pid_t owner = 0;
+	int r = mz_layer_owner(S->store, S->layer, &owner, err);
+	if (r < 0 || owner == getpid())
+		return r;
+	if ((r = mz_store_begin(S->store, err)) < 0)
+		return r;
 	r = mz_layer_owner(S->store, S->layer, &owner, err);
 	if (r == 0 && owner != 0 && owner != getpid())
 		r = mz_error(err, EBUSY, "tree is already served by process %d (mounted?)",
@@ -603,7 +606,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	/* Inodes unlinked while open when a previous server died. */
 	if (r == 0)
 		r = mz_view_reap_all(S->view, err);
-	if (r == 0)
+	if (r == 0 && !o->control_later)
 		r = fs_control_open(S, err);
 	/* Decided before mount(): the kernel offers io_uring in INIT only if
 	 * enable_uring is Y by then. */
@@ -649,6 +652,18 @@ void mz_fs_catalog_leave(struct fs_server *S)
 	pthread_mutex_unlock(&S->lock);
 }
 
+int mz_fs_release(struct fs_server *S, mz_error_t *err)
+{
+	if (S->released || S->view == NULL || S->opts.drop_on_exit)
+		return 0;
+	int r = mz_view_reap_all(S->view, err);
+	if (r == 0)
+		r = mz_layer_set_owner(S->store, S->layer, 0, err);
+	if (r == 0)
+		S->released = true;
+	return r;
+}
+
 void mz_fs_stop(struct fs_server *S)
 {
 	if (S == NULL)
@@ -668,7 +683,7 @@ void mz_fs_stop(struct fs_server *S)
 		mz_error_t e2 cleanup_error = NULL;
 		if (mz_layer_remove(S->store, S->layer, true, &e2) < 0)
 			mz_warn("dropping anonymous tree: %s", e2 ? e2->msg : "");
-	} else if (S->view) {
+	} else if (S->view && !S->released) {
 		mz_error_t e2 cleanup_error = NULL;
 		mz_view_reap_all(S->view, &e2);
 	}

@@ -112,6 +112,29 @@ def test_addresses_kept_across_restarts_and_freed_by_rm(dn):
     assert again[0]["ipv4"] == first[0]["ipv4"], "rm did not give the address back"
 
 
+def test_stop_then_start_at_once_on_a_lan(dn):
+    """`stop` returns once the domain is down and recorded so; its supervisor
+    may still be exiting (on a LAN it closes a catalog handle of its own,
+    which can take a checkpoint): the very next start, restart or rm must
+    find the domain's tree, name and address free."""
+    dn.run("create", "q", "--net", "default", "--service", "idle=sleep 100000")
+    for _ in range(5):
+        dn.run("start", "q")
+        dn.run("stop", "q")
+    dn.run("start", "q")
+    for _ in range(5):
+        dn.run("restart", "q")
+    for _ in range(3):
+        dn.run("stop", "q")
+        dn.run("rm", "q")
+        dn.run("create", "q", "--net", "default", "--service", "idle=sleep 100000")
+        dn.run("start", "q")
+    assert json.loads(dn.run("--json", "inspect", "q").stdout)["state"] == "running"
+    dn.run("stop", "q")
+    dn.run("rm", "q")
+    assert dn.run("store", "check").returncode == 0
+
+
 def test_loopback_only_without_a_lan(dn):
     p = dn.run("run", "--rm", "--", "ip", "-o", "link")
     assert [l.split(":")[1].strip() for l in p.stdout.splitlines()] == ["lo"]

@@ -3,6 +3,7 @@
 Each test uses its own store (fixture `mezzo`) with the default busybox
 image, and real namespaces, cgroups and FUSE mounts.
 """
+import glob
 import json
 import os
 import signal
@@ -127,9 +128,9 @@ def test_missing_default_image_says_how_to_make_it(mezzo):
 
 
 def test_start_fails_cleanly_while_its_tree_is_served_elsewhere(dz, workdir):
-    """The tree is mounted while the start prepares its cgroup: a mount
-    that fails (the tree is served by `mezzo fs mount`) ends the start with
-    its error, and leaves no process, cgroup or mount behind."""
+    """A domain's tree served by `mezzo fs mount` cannot be claimed with the
+    domain: the start ends with that error, and leaves no process, cgroup or
+    mount behind."""
     import glob
     dz.run("create", "busy", "--", "/bin/sleep", "1000")
     mp = os.path.join(workdir, "mnt")
@@ -160,6 +161,98 @@ def test_supervisor_killed(dz):
                    capture_output=True)
     dz.run("rm", "--force", "victim")
     assert "victim" not in domains(dz)
+
+
+def control_name(root, name):
+    """The abstract address of a domain's control socket (src/domain/control.c)."""
+    h = 1469598103934665603
+    for c in root.encode():
+        h = ((h ^ c) * 1099511628211) & (2**64 - 1)
+    return f"mezzo-ctl/{name}.{(h ^ (h >> 32)) & 0xffffffff:08x}"
+
+
+def listening(addr):
+    with open("/proc/net/unix") as f:
+        return any(l.split()[-1] == "@" + addr for l in f.read().splitlines()[1:]
+                   if len(l.split()) >= 8)
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"]
+
+
+def test_stop_timeout_is_the_stops_own(dz):
+    """`stop --timeout N` kills after N seconds, whatever the start said (the
+    supervisor hears it on its control socket)."""
+    dz.run("create", "deaf", "--", "/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+    dz.run("start", "deaf")
+    addr = control_name(dz.root, "deaf")
+    assert listening(addr)
+    t0 = time.monotonic()
+    dz.run("stop", "deaf", "--timeout", "1")
+    took = time.monotonic() - t0
+    d = domains(dz)["deaf"]
+    assert d["state"] == "stopped"
+    # it ignores SIGTERM, so only the SIGKILL after 1 s ended it (the
+    # start's timeout is 10 s)
+    assert 0.9 <= took < 8, took
+    assert glob.glob("/sys/fs/cgroup/*/mezzo/deaf.*") == []
+    for _ in range(100):  # the socket dies with its supervisor
+        if not listening(addr):
+            break
+        time.sleep(0.02)
+    assert not listening(addr)
+
+
+def test_stop_is_not_fooled_by_an_impostor(dz):
+    """Someone else holding the domain's control address first (to claim
+    "stopped" while it runs on) only makes stop go through the catalog and
+    a signal."""
+    addr = control_name(dz.root, "fooled")
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+            "s.bind('\\0'+sys.argv[1]); s.listen(4); print('bound', flush=True)\n"
+            "while True:\n c,_=s.accept(); c.recv(256); c.send(b'stopped'); c.close()\n")
+    imp = subprocess.Popen(NOBODY + [code, addr], stdout=subprocess.PIPE, text=True)
+    try:
+        assert imp.stdout.readline().strip() == "bound"
+        dz.run("create", "fooled", "--", "/bin/sleep", "1000")
+        dz.run("start", "fooled")  # starts, without a control socket of its own
+        sup = domains(dz)["fooled"]["supervisor_pid"]
+        dz.run("stop", "fooled")
+        assert domains(dz)["fooled"]["state"] == "stopped"
+        try:  # gone, or a zombie its new parent has yet to reap
+            with open(f"/proc/{sup}/stat") as f:
+                assert f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            pass
+    finally:
+        imp.kill()
+        imp.wait()
+
+
+def test_stop_answers_root_only(dz):
+    """The control socket takes no request from an unprivileged user."""
+    dz.run("create", "guarded", "--", "/bin/sleep", "1000")
+    dz.run("start", "guarded")
+    addr = control_name(dz.root, "guarded")
+    assert listening(addr)
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+            "try:\n s.connect('\\0'+sys.argv[1]); s.send(b'stop 0 guarded'); a=s.recv(64)\n"
+            "except (BrokenPipeError, ConnectionResetError):\n a=b''\n"
+            "print('answer', a)\n")
+    p = subprocess.run(NOBODY + [code, addr], capture_output=True, text=True, timeout=30)
+    assert p.stdout.strip() == "answer b''", p.stdout + p.stderr  # hung up on
+    time.sleep(0.2)
+    assert domains(dz)["guarded"]["state"] == "running"
+    # root's request for another domain's name is refused too
+    code = code.replace("stop 0 guarded", "stop 0 other")
+    p = subprocess.run(["/usr/bin/python3", "-c", code, addr], capture_output=True, text=True,
+                       timeout=30)
+    assert p.stdout.strip() == "answer b''", p.stdout + p.stderr
+    assert domains(dz)["guarded"]["state"] == "running"
+    dz.run("stop", "guarded")
+    assert domains(dz)["guarded"]["state"] == "stopped"
 
 
 def test_console_attach_and_detach(dz):
