@@ -628,9 +628,11 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 int mz_fs_run(struct fs_server *S, mz_error_t *err)
 {
 	mz_store_set_batch(S->store, true);
+	mz_store_set_pool(S->store, true);
 	int r = fs_loop(S, err);
 	/* Unmounted (or failed): the ring threads are done or about to be. */
 	fs_uring_stop(S);
+	mz_store_set_pool(S->store, false);
 	mz_store_set_batch(S->store, false);
 	return r;
 }

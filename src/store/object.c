@@ -168,8 +168,15 @@ int mz_object_create_private(mz_store *s, mz_oid *out, int *fd_out, mz_error_t *
 	}
 	char rel[32];
 	mz_object_relpath(id, rel);
-	int fd = openat(s->objects_fd, rel, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-			0600);
+	/* one made ahead if there is one (pool.c), named now */
+	int fd = store_pool_take(s);
+	if (fd >= 0 && object_link_fd(s, fd, id, NULL) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		fd = openat(s->objects_fd, rel, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
 	if (fd < 0) {
 		r = mz_error_sys(err, errno, "cannot create object file %s", rel);
 		mz_store_rollback(s);

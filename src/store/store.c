@@ -390,6 +390,7 @@ void mz_store_close(mz_store *s)
 {
 	if (s == NULL)
 		return;
+	store_pool_free(s);
 	if (s->db && s->tx_depth == 0) {
 		mz_store_flush(s, NULL);
 		store_flush_unlinks(s);

@@ -59,6 +59,9 @@ void mz_store_rollback(mz_store *s);
 /* Group commit: with batch on, the outermost commit keeps the transaction
  * open; mz_store_flush() commits all that is pending (a no-op otherwise). */
 void mz_store_set_batch(mz_store *s, bool on);
+/* Keep object files made ahead of the creates of this handle, by a thread
+ * that ends when they stop coming (pool.c): for a tree server. */
+void mz_store_set_pool(mz_store *s, bool on);
 int mz_store_flush(mz_store *s, mz_error_t *err);
 /* How long the open batch has been open (-1: none). */
 int64_t mz_store_batch_age_ns(mz_store *s);

@@ -33,6 +33,7 @@ struct mz_store {
 	mz_oid *pending;
 	size_t pending_n, pending_cap;
 	size_t pending_committed; /* pending[0..this) belong to committed txns */
+	struct store_pool *pool;  /* object files made ahead (pool.c), or NULL */
 };
 
 /* A prepared statement for a static SQL string, reset and ready to bind. */
@@ -63,6 +64,10 @@ int store_alloc_ino(mz_store *s, mz_ino *out, mz_error_t *err);
 int store_object_drop_if_unused(mz_store *s, mz_oid id, mz_error_t *err);
 /* The unlink of object files deferred until the transaction commits. */
 void store_defer_unlink(mz_store *s, mz_oid id);
+
+/* An anonymous object file made ahead (pool.c), or -1: make one yourself. */
+int store_pool_take(mz_store *s);
+void store_pool_free(mz_store *s);
 
 /* Owner bookkeeping: pid plus its start time, so a reused pid is not alive. */
 int64_t store_pid_starttime(pid_t pid);

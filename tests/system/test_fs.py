@@ -414,6 +414,56 @@ def test_durable_after_server_kill(mezzo, workdir):
         mezzo.run("fs", "umount", mp)
 
 
+def server_threads(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_files_made_ahead_are_named_once_and_leave_nothing(mezzo, workdir):
+    """A burst of creates takes object files the server made ahead
+    (src/store/pool.c): each file gets its own, the made-ahead ones that
+    were never named leave no trace (not even after a kill -9), and the
+    thread making them ends once the creates stop."""
+    make_image(mezzo, workdir)
+    mp = mount(mezzo, workdir, "base", "--tree", "burst")
+    info = [t for t in __import__("json").loads(mezzo.run("--json", "fs", "ls").stdout)
+            if t["name"] == "burst"][0]
+    pid = info["server_pid"]
+    idle = server_threads(pid)
+    for i in range(300):
+        with open(os.path.join(mp, f"f{i}"), "wb") as f:
+            f.write(b"%d" % i * (i % 7))
+    assert server_threads(pid) == idle + 1, "no thread making files ahead"
+    for i in range(300):
+        assert open(os.path.join(mp, f"f{i}"), "rb").read() == b"%d" % i * (i % 7)
+    dfd = os.open(mp, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(dfd)
+    os.close(dfd)
+    objects = os.path.join(mezzo.root, "objects")
+
+    def nfiles():
+        return sum(len(fs) for _, _, fs in os.walk(objects))
+    before = nfiles()
+    for _ in range(60):  # 2 s without a create: it lets go
+        if server_threads(pid) == idle:
+            break
+        time.sleep(0.1)
+    assert server_threads(pid) == idle, "the made-ahead files' thread outlived the burst"
+    assert nfiles() == before
+    # a kill -9 in the middle of a burst leaves a consistent store
+    for i in range(300, 400):
+        open(os.path.join(mp, f"f{i}"), "wb").close()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    subprocess.run(["umount", "-l", mp], check=True)
+    assert mezzo.run("store", "check").returncode == 0
+    mezzo.run("fs", "mount", "burst", mp)
+    try:
+        assert open(os.path.join(mp, "f299"), "rb").read() == b"299" * (299 % 7)
+    finally:
+        mezzo.run("fs", "umount", mp)
+    assert mezzo.run("store", "check").returncode == 0
+
+
 def test_snapshot_of_live_tree(mezzo, workdir):
     make_image(mezzo, workdir)
     mp = mount(mezzo, workdir, "base", "--tree", "live")
