@@ -350,6 +350,26 @@ int mz_layer_set_owner(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err)
 
 int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err)
 {
+	/* The objects the layer names, so that the private ones nobody else
+	 * names go with its rows: looked up by id afterwards, not by a search
+	 * of every object for refs <= 0 (which made each `rm` of a domain, and
+	 * each `run --rm`, cost 13 ms in a store of 120 000 objects). */
+	sqlite3_stmt *st = store_stmt(
+		s, "SELECT DISTINCT object FROM inode WHERE layer = ? AND object IS NOT NULL");
+	sqlite3_bind_int64(st, 1, id);
+	cleanup_free mz_oid *objs = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			objs = xrealloc(objs, cap * sizeof(*objs));
+		}
+		objs[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_dberr(s, err, "list layer objects");
 	static const char *const dels[] = {
 		"DELETE FROM dentry WHERE layer = ?",
 		"DELETE FROM xattr WHERE layer = ?",
@@ -357,20 +377,19 @@ int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err)
 		"DELETE FROM layer WHERE id = ?",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(dels); i++) {
-		sqlite3_stmt *st = store_stmt(s, dels[i]);
+		st = store_stmt(s, dels[i]);
 		sqlite3_bind_int64(st, 1, id);
 		int r = store_step_done(s, st, err, "delete layer");
 		if (r < 0)
 			return r;
 	}
-	/* Private objects that only this layer named go now. */
-	sqlite3_stmt *st = store_stmt(
-		s, "DELETE FROM object WHERE refs <= 0 AND hash IS NULL RETURNING id");
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		store_defer_unlink(s, sqlite3_column_int64(st, 0));
-	if (rc != SQLITE_DONE)
-		return store_dberr(s, err, "drop objects");
+	/* Private objects that only this layer named go now (sealed ones stay
+	 * for dedup until gc). */
+	for (size_t i = 0; i < n; i++) {
+		int r = store_object_drop_if_unused(s, objs[i], err);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

@@ -176,6 +176,41 @@ static void test_hardlinks_and_reap(void **state)
 	mz_view_close(w);
 }
 
+/* Removing a tree drops the private objects only it named, and no other:
+ * a stray one (a crash's leftover) waits for gc, another tree's stays. */
+static void test_remove_tree_drops_its_own_objects(void **state)
+{
+	struct store_fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = fx_base_version(f->s, "base"), t1, t2;
+	assert_int_equal(mz_tree_create(f->s, v, "one", 0, &t1, &err), 0);
+	assert_int_equal(mz_tree_create(f->s, v, "two", 0, &t2, &err), 0);
+	mz_view *v1, *v2;
+	assert_int_equal(mz_view_open(f->s, t1, &v1, &err), 0);
+	assert_int_equal(mz_view_open(f->s, t2, &v2, &err), 0);
+	mz_oid w1, w2, stray, sealed;
+	struct mz_inode a;
+	assert_int_equal(mz_view_getattr(v1, fx_walk(v1, "etc/passwd"), &a, &err), 0);
+	sealed = a.object;
+	assert_int_equal(mz_view_make_writable(v1, fx_walk(v1, "etc/passwd"), -1, &w1, &err), 0);
+	assert_int_equal(mz_view_make_writable(v2, fx_walk(v2, "etc/passwd"), -1, &w2, &err), 0);
+	mz_view_close(v1);
+	mz_view_close(v2);
+	assert_int_equal(mz_object_create_private(f->s, &stray, NULL, &err), 0);
+
+	assert_int_equal(mz_layer_remove(f->s, t1, true, &err), 0);
+	assert_int_equal(mz_store_sync(f->s, &err), 0);
+	struct mz_object o;
+	assert_int_equal(mz_object_get(f->s, w1, &o, &err), -ENOENT);
+	mz_error_release(&err);
+	char rel[32];
+	mz_object_relpath(w1, rel);
+	assert_int_equal(faccessat(mz_store_objects_dirfd(f->s), rel, F_OK, 0), -1);
+	assert_int_equal(mz_object_get(f->s, w2, &o, &err), 0);
+	assert_int_equal(mz_object_get(f->s, stray, &o, &err), 0);
+	assert_int_equal(mz_object_get(f->s, sealed, &o, &err), 0);
+}
+
 static void test_bad_names(void **state)
 {
 	struct store_fx *f = *state;
@@ -211,6 +246,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_whiteout_rename_readdir, store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_moves_changes, store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hardlinks_and_reap, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree_drops_its_own_objects, store_fx_setup,
+						store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names, store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
