@@ -216,10 +216,10 @@ static void *warm_thread(void *arg)
 
 /* The spawn's root_hook: wait for the mount, then warm it (above) while
  * the kernel makes the namespaces.  The same thread then makes the sockets
- * `mezzo console` and `mezzo stop` connect to: a bind makes an inode in the
- * run directory, ~0.1 ms each on this journal-less ext4 (its inode
+ * `mezzo console` and `mezzo stop` connect to: the console's bind makes an
+ * inode in the run directory, ~0.1 ms on this journal-less ext4 (its inode
  * allocator looks for recently deleted inodes), better spent beside the
- * clone than before it. */
+ * clone than before it (the control socket is abstract: control.c). */
 struct console;
 static int console_listen(struct console *c, const char *dir, mz_error_t *err);
 
