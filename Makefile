@@ -8,14 +8,14 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wno-missing-field-initializers -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
            -fno-strict-aliasing -pthread
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-# libarchive, libcrypto and libnftables are dlopen'ed by the code that needs them
+# libarchive, libcrypto, libnftables and libmnl are dlopen'ed by the code that needs them
 # (src/lib/dynlib.h says why): compiled against, never linked.
 # SQLite, liburing and libseccomp are linked statically (Debian's own .a):
 # relocating them at every start cost each mezzo command 0.2 ms (measured:
 # an empty main() with SQLite 0.56 ms dynamic, 0.38 ms static), and every
 # domain start is one.  A Debian update of them needs a rebuild of mezzo.
 STATIC_LIBS := -Wl,-Bstatic -lsqlite3 -luring -lseccomp -Wl,-Bdynamic -lm -ldl
-LINKED  := $(filter-out libarchive openssl libnftables sqlite3 liburing libseccomp,$(PKGS))
+LINKED  := $(filter-out libarchive openssl libnftables sqlite3 liburing libseccomp libmnl,$(PKGS))
 LDLIBS  += $(STATIC_LIBS) $(shell pkg-config --libs $(LINKED)) -pthread
 TEST_LIBS := $(shell pkg-config --libs libarchive)
 

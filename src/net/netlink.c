@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libmnl/libmnl.h>
+#include "mnl.h"
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -29,6 +29,9 @@
 int mz_nl_open(struct mz_nl *nl, int netns_fd, mz_error_t *err)
 {
 	memset(nl, 0, sizeof(*nl));
+	int r = mz_dyn_load_mnl(err);
+	if (r < 0)
+		return r;
 	int self = -1;
 	if (netns_fd >= 0) {
 		self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
