@@ -42,6 +42,7 @@ struct store_pool {
 	bool running;  /* the filler is at work or waiting */
 	bool joinable; /* a filler was started and not joined yet */
 	bool stop;
+	int64_t last_take_ns; /* CLOCK_MONOTONIC */
 	pthread_t th;
 };
 
@@ -66,14 +67,17 @@ static void *pool_main(void *arg)
 			}
 			p->fd[p->n++] = fd;
 		}
-		/* wait for the pool to run low, or give up after a quiet while */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += POOL_IDLE_NS / 1000000000LL;
-		int w = 0;
-		while (!p->stop && p->n >= POOL_LOW && w != ETIMEDOUT)
-			w = pthread_cond_timedwait(&p->wake, &p->lock, &until);
-		if (w == ETIMEDOUT && p->n >= POOL_LOW) {
+		/* wait for the pool to run low, or give up once no create came
+		 * for POOL_IDLE_NS (a slow creator keeps it, at no cost) */
+		bool idle = false;
+		while (!p->stop && p->n >= POOL_LOW && !idle) {
+			int64_t at = p->last_take_ns + POOL_IDLE_NS;
+			struct timespec until = {.tv_sec = at / 1000000000LL,
+						 .tv_nsec = at % 1000000000LL};
+			if (pthread_cond_timedwait(&p->wake, &p->lock, &until) == ETIMEDOUT)
+				idle = mono_ns() >= p->last_take_ns + POOL_IDLE_NS;
+		}
+		if (idle) {
 			pool_drain(p);
 			break;
 		}
@@ -88,7 +92,11 @@ void mz_store_set_pool(mz_store *s, bool on)
 	if (on && s->pool == NULL) {
 		struct store_pool *p = xcalloc(1, sizeof(*p));
 		pthread_mutex_init(&p->lock, NULL);
-		pthread_cond_init(&p->wake, NULL);
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->wake, &ca);
+		pthread_condattr_destroy(&ca);
 		p->objects_fd = s->objects_fd;
 		s->pool = p;
 	} else if (!on && s->pool) {
@@ -102,6 +110,7 @@ int store_pool_take(mz_store *s)
 	if (p == NULL)
 		return -1;
 	pthread_mutex_lock(&p->lock);
+	p->last_take_ns = mono_ns();
 	int fd = p->n > 0 ? p->fd[--p->n] : -1;
 	if (p->n < POOL_LOW && !p->stop) {
 		if (p->running) {
