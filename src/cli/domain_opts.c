@@ -326,7 +326,7 @@ int domain_remove(mz_store *s, const char *name, mz_error_t *err)
 	r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
 	if (r < 0)
 		return r;
-	/* the run directory: logs, the LAN's files, an empty mount point */
+	/* the run directory: logs, the console's socket, the LAN's files */
 	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), name);
 	const char *files[] = {"console.log", "console.log.1", "supervisor.log", "hosts",
 			       "resolv.conf", "console.sock"};
@@ -334,7 +334,7 @@ int domain_remove(mz_store *s, const char *name, mz_error_t *err)
 		cleanup_free char *p = xasprintf("%s/%s", dir, files[i]);
 		unlink(p);
 	}
-	cleanup_free char *mp = xasprintf("%s/root", dir);
+	cleanup_free char *mp = xasprintf("%s/root", dir); /* older mezzos' mount point */
 	rmdir(mp);
 	rmdir(dir);
 	return 0;

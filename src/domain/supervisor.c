@@ -568,8 +568,13 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		tell(&ready_fd, m);
 		return r;
 	}
+	/* The run directory holds the console, the supervisor's log and a LAN's
+	 * files, and is made only for those.  The tree's mount point is one for
+	 * every domain of the store: each supervisor mounts in a mount
+	 * namespace of its own (below), and a directory per domain cost a mkdir
+	 * at every start and an rmdir at every rm (~0.25 ms on this ext4). */
 	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), o->name);
-	cleanup_free char *mp = xasprintf("%s/root", dir);
+	cleanup_free char *mp = xasprintf("%s/run/mnt", mz_store_root(s));
 	cleanup_free char *init = mz_domain_init_path();
 	char **argv = split_argv(rec.cmd, rec.cmd_len, rec.init_mode == MZ_INIT_IMAGE);
 	struct mz_service_list sl = {0};
@@ -602,8 +607,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (r == 0 && (r = mkdir_p(mp, 0700)) < 0)
-		r = mz_error_sys(err, -r, "cannot make %s", mp);
+	if (r == 0 && mkdir(mp, 0700) < 0 && errno != EEXIST)
+		r = mz_error_sys(err, errno, "cannot make %s", mp);
+	if (r == 0 && (o->log || o->console) && (r = mkdir_p(dir, 0700)) < 0)
+		r = mz_error_sys(err, -r, "cannot make %s", dir);
 	/* The tree is mounted in a mount namespace of this supervisor's own.  A
 	 * domain's mount namespace starts as a copy of its supervisor's: were
 	 * every domain's tree in the host's, each start would copy all of them
@@ -632,6 +639,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	cleanup_free char *hosts = NULL;
 	if (r == 0 && nleases) {
 		r = etc_files_ensure(s, rec.tree, err);
+		if (r == 0 && (r = mkdir_p(dir, 0700)) < 0)
+			r = mz_error_sys(err, -r, "cannot make %s", dir);
 		if (r == 0)
 			r = resolv_file_make(dir, err);
 		if (r == 0 && (hosts = mz_net_hosts_file(s, o->name, err)) == NULL)
