@@ -113,14 +113,11 @@ int sup_control_poll_fds(const struct sup_control *c, struct pollfd *pf)
 int sup_control_read(struct sup_control *c, const struct pollfd *pf, int nfds)
 {
 	int timeout = -1;
-	if (nfds > 0 && (pf[0].revents & POLLIN))
-		control_accept(c);
-	/* pf[1..] were polled for the connections as they were before the
-	 * accept above: those are c->conn[0..nfds-2], in order, and only an
-	 * entry dropped below moves another into its place. */
+	/* pf[1..] are c->conn[0..], as polled; from the last, so that an entry
+	 * dropped (the last moved into its place) was already read */
 	for (int k = nfds - 1; k >= 1; k--) {
 		size_t i = (size_t)(k - 1);
-		if (i >= c->n || !(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		char msg[256];
 		ssize_t n = recv(c->conn[i].fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
@@ -148,6 +145,8 @@ int sup_control_read(struct sup_control *c, const struct pollfd *pf, int nfds)
 		if (timeout < 0 || t < timeout)
 			timeout = t;
 	}
+	if (nfds > 0 && (pf[0].revents & POLLIN))
+		control_accept(c); /* read at the next poll */
 	return timeout;
 }
 

@@ -123,13 +123,6 @@ static void *fs_thread(void *arg)
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
 		return NULL;
-	/* Its bind makes an inode in the store's run directory (~0.1 ms on
-	 * this ext4): after the mount, while the kernel makes the namespaces.
-	 * Without it, `mezzo snapshot` of the running domain says it cannot
-	 * reach the server; the domain itself runs as well. */
-	mz_error_t e1 cleanup_error = NULL;
-	if (mz_fs_open_control(S, &e1) < 0)
-		mz_warn("%s", e1->msg);
 	mz_error_t e2 cleanup_error = NULL;
 	if (mz_fs_run(S, &e2) < 0)
 		mz_err("file system server: %s", e2 ? e2->msg : "failed");
@@ -471,6 +464,17 @@ static void console_close(struct console *c)
 	free(c->logpath);
 }
 
+/* A stop asked with this timeout: SIGTERM now if none was asked before,
+ * and SIGKILL at *kill_at, the earliest any stop asked for. */
+static void stop_begin(struct mz_domain_proc *p, int64_t *kill_at, int timeout_s)
+{
+	int64_t at = mono_ns() + (int64_t)timeout_s * 1000000000;
+	if (!*kill_at)
+		mz_domain_kill(p, SIGTERM, NULL);
+	if (!*kill_at || at < *kill_at)
+		*kill_at = at;
+}
+
 /* Wait for init; on SIGTERM/SIGINT/SIGHUP, or a stop on the control
  * socket, stop it: SIGTERM, then SIGKILL after the timeout (the stop's own,
  * else the start's). */
@@ -503,13 +507,8 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 		if (n < 0 && errno != EINTR)
 			return mz_error_sys(err, errno, "poll");
 		int stop_s = n > 0 && nctl ? sup_control_read(ctl, pf + 5, nctl) : -1;
-		if (stop_s >= 0) {
-			int64_t at = mono_ns() + (int64_t)stop_s * 1000000000;
-			if (!kill_at)
-				mz_domain_kill(p, SIGTERM, NULL);
-			if (!kill_at || at < kill_at)
-				kill_at = at;
-		}
+		if (stop_s >= 0)
+			stop_begin(p, &kill_at, stop_s);
 		if (c && (pf[2].revents & POLLIN))
 			console_pump(c);
 		if (c && (pf[3].revents & POLLIN))
@@ -519,14 +518,11 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 		if (pf[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (!kill_at) {
-					mz_domain_kill(p, SIGTERM, NULL);
-					kill_at = mono_ns() +
-						  (int64_t)(o->stop_timeout_s > 0 ? o->stop_timeout_s : 10) *
-							  1000000000;
-				} else {
+				if (kill_at)
 					mz_domain_kill(p, SIGKILL, NULL); /* asked twice */
-				}
+				else
+					stop_begin(p, &kill_at,
+						   o->stop_timeout_s > 0 ? o->stop_timeout_s : 10);
 			}
 		}
 		if (kill_at && mono_ns() >= kill_at) {
@@ -609,7 +605,14 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 
 	if (r == 0 && mkdir(mp, 0700) < 0 && errno != EEXIST)
 		r = mz_error_sys(err, errno, "cannot make %s", mp);
-	if (r == 0 && (o->log || o->console) && (r = mkdir_p(dir, 0700)) < 0)
+	/* on a LAN: the files to bind over /etc/hosts and /etc/resolv.conf
+	 * exist in the tree and in the run directory (below) */
+	struct mz_lease_rec *leases = NULL;
+	size_t nleases = 0;
+	if (r == 0)
+		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
+	mz_lease_recs_free(leases, nleases);
+	if (r == 0 && (o->log || o->console || nleases) && (r = mkdir_p(dir, 0700)) < 0)
 		r = mz_error_sys(err, -r, "cannot make %s", dir);
 	/* The tree is mounted in a mount namespace of this supervisor's own.  A
 	 * domain's mount namespace starts as a copy of its supervisor's: were
@@ -627,20 +630,12 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			close(lfd);
 		}
 	}
-	/* on a LAN: the files to bind over /etc/hosts and /etc/resolv.conf
-	 * exist in the tree and in the run directory; libnftables warms up */
-	struct mz_lease_rec *leases = NULL;
-	size_t nleases = 0;
+	/* on a LAN: its files; libnftables warms up */
 	pthread_t nth;
 	bool net_thread = false;
-	if (r == 0)
-		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
-	mz_lease_recs_free(leases, nleases);
 	cleanup_free char *hosts = NULL;
 	if (r == 0 && nleases) {
 		r = etc_files_ensure(s, rec.tree, err);
-		if (r == 0 && (r = mkdir_p(dir, 0700)) < 0)
-			r = mz_error_sys(err, -r, "cannot make %s", dir);
 		if (r == 0)
 			r = resolv_file_make(dir, err);
 		if (r == 0 && (hosts = mz_net_hosts_file(s, o->name, err)) == NULL)

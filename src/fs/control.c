@@ -51,14 +51,13 @@ int fs_control_open(struct fs_server *S, mz_error_t *err)
 	mode_t old = umask(0077);
 	r = bind(S->ctl_fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (r < 0 || listen(S->ctl_fd, 8) < 0)
-		return mz_error_sys(err, errno, "control socket %s", path);
+	if (r < 0 || listen(S->ctl_fd, 8) < 0) {
+		int e = errno;
+		close(S->ctl_fd);
+		S->ctl_fd = -1; /* nothing half made left for the loop to poll */
+		return mz_error_sys(err, e, "control socket %s", path);
+	}
 	return 0;
-}
-
-int mz_fs_open_control(struct fs_server *S, mz_error_t *err)
-{
-	return S->ctl_fd >= 0 ? 0 : fs_control_open(S, err);
 }
 
 void fs_control_close(struct fs_server *S)

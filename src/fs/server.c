@@ -546,29 +546,6 @@ static void raise_nofile(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-/* One server per tree: a second would corrupt the first's view of it. */
-static int claim_tree(struct fs_server *S, mz_error_t *err)
-{
-	/* A domain's supervisor (this process) claimed it with the domain. */
-	pid_t owner = 0;
-	int r = mz_layer_owner(S->store, S->layer, &owner, err);
-	if (r < 0 || owner == getpid())
-		return r;
-	if ((r = mz_store_begin(S->store, err)) < 0)
-		return r;
-	r = mz_layer_owner(S->store, S->layer, &owner, err);
-	if (r == 0 && owner != 0 && owner != getpid())
-		r = mz_error(err, EBUSY, "tree is already served by process %d (mounted?)",
-			     (int)owner);
-	if (r == 0)
-		r = mz_layer_set_owner(S->store, S->layer, getpid(), err);
-	if (r < 0) {
-		mz_store_rollback(S->store);
-		return r;
-	}
-	return mz_store_commit(S->store, err);
-}
-
 int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err)
 {
@@ -602,7 +579,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	if (r == 0 && !mz_view_writable(S->view))
 		r = mz_error(err, EINVAL, "only a tree can be served; make one from the version");
 	if (r == 0)
-		r = claim_tree(S, err);
+		r = mz_layer_claim(S->store, layer, getpid(), err); /* one server per tree */
 	/* Inodes unlinked while open when a previous server died. */
 	if (r == 0)
 		r = mz_view_reap_all(S->view, err);
@@ -627,6 +604,11 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 
 int mz_fs_run(struct fs_server *S, mz_error_t *err)
 {
+	/* control_later: without it, snapshots of the tree cannot reach us;
+	 * its files are served as well */
+	mz_error_t ec cleanup_error = NULL;
+	if (S->ctl_fd < 0 && S->opts.control_later && fs_control_open(S, &ec) < 0)
+		mz_warn("%s", ec->msg);
 	mz_store_set_batch(S->store, true);
 	mz_store_set_pool(S->store, true);
 	int r = fs_loop(S, err);

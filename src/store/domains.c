@@ -180,15 +180,7 @@ int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *er
 	}
 	/* Its tree too, in the same commit: the supervisor serves it (one
 	 * server per tree), and its server then has nothing to claim. */
-	pid_t owner = 0;
-	if ((rc = mz_layer_owner(s, r.tree, &owner, err)) < 0)
-		goto fail;
-	if (owner != 0 && owner != sup) {
-		rc = mz_error(err, EBUSY, "the tree of domain '%s' is already served by process %d "
-			      "(mounted with 'mezzo fs mount'?)", name, (int)owner);
-		goto fail;
-	}
-	if ((rc = mz_layer_set_owner(s, r.tree, sup, err)) < 0)
+	if ((rc = mz_layer_claim(s, r.tree, sup, err)) < 0)
 		goto fail;
 	sqlite3_stmt *st = store_stmt(
 		s, "UPDATE domain SET sup_pid = ?, sup_start = ?, init_pid = 0 WHERE name = ?");

@@ -348,6 +348,30 @@ int mz_layer_set_owner(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err)
 	return store_step_done(s, st, err, "set layer owner");
 }
 
+int mz_layer_claim(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err)
+{
+	/* already ours (a domain's supervisor claims its tree with the domain,
+	 * and its server, a thread of it, asks again): no write */
+	pid_t owner = 0;
+	int r = mz_layer_owner(s, id, &owner, err);
+	if (r < 0 || owner == pid)
+		return r;
+	if ((r = mz_store_begin(s, err)) < 0)
+		return r;
+	r = mz_layer_owner(s, id, &owner, err);
+	if (r == 0 && owner != 0 && owner != pid)
+		r = mz_error(err, EBUSY, "tree %lld is already served by process %d (mounted?)",
+			     (long long)id, (int)owner);
+	if (r == 0)
+		r = mz_layer_set_owner(s, id, pid, err);
+	return r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
+}
+
+static void oid_from_row(sqlite3_stmt *st, void *out)
+{
+	*(mz_oid *)out = sqlite3_column_int64(st, 0);
+}
+
 int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err)
 {
 	/* The objects the layer names, so that the private ones nobody else
@@ -358,18 +382,11 @@ int store_layer_delete_rows(mz_store *s, mz_lid id, mz_error_t *err)
 		s, "SELECT DISTINCT object FROM inode WHERE layer = ? AND object IS NOT NULL");
 	sqlite3_bind_int64(st, 1, id);
 	cleanup_free mz_oid *objs = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			objs = xrealloc(objs, cap * sizeof(*objs));
-		}
-		objs[n++] = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_dberr(s, err, "list layer objects");
+	size_t n = 0;
+	int rc = store_rows(s, st, sizeof(*objs), oid_from_row, NULL, (void **)&objs, &n,
+			    "list layer objects", err);
+	if (rc < 0)
+		return rc;
 	static const char *const dels[] = {
 		"DELETE FROM dentry WHERE layer = ?",
 		"DELETE FROM xattr WHERE layer = ?",

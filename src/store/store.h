@@ -147,6 +147,9 @@ int mz_tree_snapshot_hot(mz_store *s, mz_lid tree, const char *version_name,
 /* The process serving a tree (0 when none is alive); set it when mounting. */
 int mz_layer_owner(mz_store *s, mz_lid id, pid_t *pid, mz_error_t *err);
 int mz_layer_set_owner(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err);
+/* Claim tree id for process pid, the one that serves it (a transaction of
+ * its own, or part of the caller's); EBUSY if another live process has it. */
+int mz_layer_claim(mz_store *s, mz_lid id, pid_t pid, mz_error_t *err);
 /* Remove a layer's name (images/versions) or a tree; the data goes when
  * nothing else uses it (see mz_store_gc). */
 int mz_layer_remove(mz_store *s, mz_lid id, bool force, mz_error_t *err);
