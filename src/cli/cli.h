@@ -40,6 +40,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_store(struct cli *c, mz_store **out, mz_error_t *err);
 /* True if argv[i] is -h or --help. */
 bool cli_is_help(const char *arg);
+/* Takes --json out of argv (a listing command's, which takes it after the
+ * command as well as before); returns the new argc. */
+int cli_take_json(struct cli *c, int argc, char **argv);
 /* Print bytes human-readably into buf. */
 const char *cli_bytes(char buf[32], long long n);
 /* Write s as a JSON string literal (with quotes) to f. */

@@ -38,7 +38,7 @@ static const char fs_usage[] =
 	"  umount MOUNTPOINT [--lazy]\n"
 	"  snapshot TREE VERSION   make an immutable version of a tree, O(changes);\n"
 	"                          works while the tree is mounted and in use\n"
-	"  ls                      trees, their base version and where mounted\n"
+	"  ls [--json]             trees, their base version and where mounted\n"
 	"  rm TREE                 remove an unmounted tree\n"
 	"\n"
 	"Examples:\n"
@@ -353,6 +353,7 @@ static int ls_one(const struct mz_layer *l, void *arg)
 
 static int fs_ls_cmd(struct cli *c, int argc, char **argv)
 {
+	argc = cli_take_json(c, argc, argv);
 	if (argc > 1 && cli_is_help(argv[1])) {
 		fputs(fs_usage, stdout);
 		return EXIT_OK;

@@ -156,7 +156,7 @@ static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
 }
 
 static const char ls_usage[] =
-	"usage: mezzo [--json] ls\n"
+	"usage: mezzo ls [--json]\n"
 	"\n"
 	"Domains: NAME, STATE (created, starting, running, stopped, or orphaned when\n"
 	"its supervisor died), UPTIME, the init's host PID, MEMORY charged to it,\n"
@@ -165,6 +165,7 @@ static const char ls_usage[] =
 
 int cmd_ls(struct cli *c, int argc, char **argv)
 {
+	argc = cli_take_json(c, argc, argv);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(ls_usage, stdout);
 		return EXIT_OK;
@@ -218,10 +219,11 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 }
 
 static const char inspect_usage[] =
-	"usage: mezzo [--json] inspect NAME\n\nEverything mezzo knows of a domain.\n";
+	"usage: mezzo inspect [--json] NAME\n\nEverything mezzo knows of a domain.\n";
 
 int cmd_inspect(struct cli *c, int argc, char **argv)
 {
+	argc = cli_take_json(c, argc, argv);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(inspect_usage, stdout);
 		return EXIT_OK;

@@ -67,13 +67,13 @@ static const char create_usage[] =
 	"  mezzo net create db --subnet 10.40.0.0/24 --subnet6 none --isolated\n";
 
 static const char ls_usage[] =
-	"usage: mezzo [--json] net ls\n"
+	"usage: mezzo net ls [--json]\n"
 	"\n"
 	"LANs: NAME, IPv4 SUBNET, IPV6 subnet, MODE (nat, routed, isolated), MEMBERS\n"
 	"(domains with an address on it) and its BRIDGE ('-' until a member starts).\n";
 
 static const char inspect_usage[] =
-	"usage: mezzo [--json] net inspect NAME\n"
+	"usage: mezzo net inspect [--json] NAME\n"
 	"\n"
 	"Everything about a LAN: subnets and the host's address on them, mode, bridge,\n"
 	"each member's NIC, addresses and MAC and whether its filter is loaded\n"

@@ -86,6 +86,19 @@ bool cli_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;
 }
 
+int cli_take_json(struct cli *c, int argc, char **argv)
+{
+	int k = 1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			c->json = true;
+		else
+			argv[k++] = argv[i];
+	}
+	argv[k] = NULL;
+	return k;
+}
+
 const char *cli_bytes(char buf[32], long long n)
 {
 	return fmt_bytes(buf, n);

@@ -208,13 +208,17 @@ static void *warm_thread(void *arg)
 }
 
 /* The spawn's root_hook: wait for the mount, then warm it (above) while
- * the kernel makes the namespaces.  The same thread then makes the sockets
- * `mezzo console` and `mezzo stop` connect to: the console's bind makes an
- * inode in the run directory, ~0.1 ms on this journal-less ext4 (its inode
- * allocator looks for recently deleted inodes), better spent beside the
- * clone than before it (the control socket is abstract: control.c). */
+ * the kernel makes the namespaces.  The same thread then makes the run
+ * directory, the supervisor's and the console's logs, and the sockets
+ * `mezzo console` and `mezzo stop` connect to.  Each mkdir, create and bind
+ * makes an inode, ~0.1 ms on this journal-less ext4 (its inode allocator
+ * looks for recently deleted inodes): better spent beside the clone than
+ * before it (the control socket is abstract: control.c).  Nothing reads
+ * them before the spawn is done: a failure before then is told to the
+ * caller on the ready pipe. */
 struct console;
 static int console_listen(struct console *c, const char *dir, mz_error_t *err);
+static int console_log_open(struct console *c, const char *dir, mz_error_t *err);
 
 struct root_job {
 	struct fs_job *fs;
@@ -222,15 +226,36 @@ struct root_job {
 	struct console *con;     /* or NULL */
 	struct sup_control *ctl;
 	const char *dir, *root, *name;
+	bool make_dir; /* not made yet: made here */
+	bool log;      /* the supervisor's log goes to the run directory */
 	int sock_r;
 	mz_error_t sock_err;
 	pthread_t warm_th;
 	bool warming;
 };
 
+/* The supervisor's standard error, from now on (before, /dev/null). */
+static void log_open(const char *dir)
+{
+	cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
+	int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (lfd >= 0) {
+		dup2(lfd, 2);
+		close(lfd);
+	}
+}
+
 static int sockets_make(struct root_job *j)
 {
-	int r = j->con ? console_listen(j->con, j->dir, &j->sock_err) : 0;
+	int r = 0;
+	if (j->make_dir && (r = mkdir_p(j->dir, 0700)) < 0)
+		r = mz_error_sys(&j->sock_err, -r, "cannot make %s", j->dir);
+	if (r == 0 && j->log)
+		log_open(j->dir);
+	if (r == 0 && j->con)
+		r = console_log_open(j->con, j->dir, &j->sock_err);
+	if (r == 0 && j->con)
+		r = console_listen(j->con, j->dir, &j->sock_err);
 	/* without a control socket, `mezzo stop` signals: not worth failing for */
 	mz_error_t e cleanup_error = NULL;
 	if (r == 0 && sup_control_open(j->ctl, j->root, j->name, &e) < 0)
@@ -358,7 +383,7 @@ struct console {
 	int client;   /* the one attached client, or -1 */
 };
 
-static int console_open(struct console *c, const char *dir, mz_error_t *err)
+static int console_open(struct console *c, mz_error_t *err)
 {
 	c->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	if (c->master < 0 || grantpt(c->master) < 0 || unlockpt(c->master) < 0)
@@ -369,6 +394,12 @@ static int console_open(struct console *c, const char *dir, mz_error_t *err)
 	c->slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (c->slave < 0)
 		return mz_error_sys(err, errno, "open %s", name);
+	return 0;
+}
+
+/* console.log, in the run directory: what the domain writes is kept */
+static int console_log_open(struct console *c, const char *dir, mz_error_t *err)
+{
 	c->logpath = xasprintf("%s/console.log", dir);
 	c->log = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (c->log < 0)
@@ -612,7 +643,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0)
 		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
 	mz_lease_recs_free(leases, nleases);
-	if (r == 0 && (o->log || o->console || nleases) && (r = mkdir_p(dir, 0700)) < 0)
+	/* a LAN's files are made below; a console's and a log's beside the
+	 * clone (root_thread) */
+	if (r == 0 && nleases && (r = mkdir_p(dir, 0700)) < 0)
 		r = mz_error_sys(err, -r, "cannot make %s", dir);
 	/* The tree is mounted in a mount namespace of this supervisor's own.  A
 	 * domain's mount namespace starts as a copy of its supervisor's: were
@@ -622,14 +655,6 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0 &&
 	    (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
 		r = mz_error_sys(err, errno, "cannot make the supervisor's mount namespace");
-	if (r == 0 && o->log) {
-		cleanup_free char *log = xasprintf("%s/supervisor.log", dir);
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (lfd >= 0) {
-			dup2(lfd, 2);
-			close(lfd);
-		}
-	}
 	/* on a LAN: its files; libnftables warms up */
 	pthread_t nth;
 	bool net_thread = false;
@@ -667,7 +692,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		thread = r == 0;
 	}
 	if (r == 0 && o->console)
-		r = console_open(&con, dir, err);
+		r = console_open(&con, err);
 	if (r == 0) {
 		char cgname[160];
 		mz_domain_cgroup_name(mz_store_root(s), rec.name, cgname);
@@ -709,7 +734,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 				      .warm = {.mp = mp, .cmd = spec.argv ? spec.argv[0] : NULL,
 					       .envp = mz_domain_env(&spec), .lan = nleases > 0},
 				      .con = o->console ? &con : NULL, .ctl = &ctl, .dir = dir,
-				      .root = mz_store_root(s), .name = o->name};
+				      .root = mz_store_root(s), .name = o->name,
+				      .make_dir = (o->log || o->console) && !nleases,
+				      .log = o->log};
 		spec.root_hook = root_ready;
 		spec.root_hook_arg = &rj;
 		r = mz_domain_spawn(&spec, &proc, err);

@@ -78,6 +78,18 @@ def test_lifecycle(dz, workdir):
     assert not any(mp in l for l in open("/proc/self/mountinfo"))
 
 
+def test_listings_take_json_after_the_command(dz):
+    dz.run("create", "j", "--", "/bin/true")
+    assert json.loads(dz.run("ls", "--json").stdout) == json.loads(dz.run("--json", "ls").stdout)
+    assert (json.loads(dz.run("inspect", "j", "--json").stdout)
+            == json.loads(dz.run("inspect", "--json", "j").stdout)
+            == json.loads(dz.run("--json", "inspect", "j").stdout))
+    trees = json.loads(dz.run("fs", "ls", "--json").stdout)
+    assert trees == json.loads(dz.run("--json", "fs", "ls").stdout) and trees
+    assert "no arguments" in dz.fail("ls", "--json", "extra").stderr
+    assert "need a domain NAME" in dz.fail("inspect", "--json").stderr
+
+
 def test_writes_are_private_and_snapshots_work(dz):
     dz.run("run", "--name", "a", "--", "/bin/sh", "-c", "echo mine > /etc/motd")
     p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "cat /etc/motd 2>/dev/null; echo end")
