@@ -117,6 +117,38 @@ void mz_child_report(int fd, int err, const char *what, const char *arg)
 	mz_sys(SYS_write, fd, &m, sizeof(m)); /* if the parent is gone, nobody to tell */
 }
 
+int mz_child_keep_only(const int keep[], int n)
+{
+	unsigned k[8];
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < 0)
+			continue;
+		if (m == (int)(sizeof(k) / sizeof(k[0])))
+			return -EINVAL;
+		k[m++] = (unsigned)keep[i];
+	}
+	for (int i = 1; i < m; i++) /* a handful: insertion sort */
+		for (int j = i; j > 0 && k[j - 1] > k[j]; j--) {
+			unsigned t = k[j];
+			k[j] = k[j - 1];
+			k[j - 1] = t;
+		}
+	/* close the gaps between them, and everything above the last */
+	unsigned from = 0;
+	for (int i = 0; i <= m; i++) {
+		unsigned to = i < m ? k[i] : ~0U;
+		if (to > from) {
+			long r = mz_sys(SYS_close_range, from, i < m ? to - 1 : to, 0U);
+			if (r < 0)
+				return (int)r;
+		}
+		if (i < m)
+			from = k[i] + 1; /* a duplicate leaves from as it was */
+	}
+	return 0;
+}
+
 int mz_child_fds(const int stdio[3], int *extra, int *const keep[], int nkeep,
 		 const char **what)
 {

@@ -268,7 +268,7 @@ static int make_dev(int rootfd, const struct mz_mount_args *a, const char **what
 }
 
 /* what mz_mounts_populate opens in the tree (its supervisor looks these up
- * ahead, see warm_thread in supervisor.c) */
+ * ahead, see warm_lookups in supervisor.c) */
 const char *const mz_mounts_tops[] = {"proc", "sys", "dev", "tmp", NULL};
 
 int mz_mounts_populate(int rootfd, const struct mz_mount_args *a, const char **what)

@@ -121,6 +121,9 @@ bool mz_clone_shares_vm(void);
 
 /* Write one struct mz_init_msg on fd: "WHAT[ ARG]" and err. */
 void mz_child_report(int fd, int err, const char *what, const char *arg);
+/* Close every fd but keep[] (entries < 0 ignored; at most 8 of them):
+ * 0 or -errno. */
+int mz_child_keep_only(const int keep[], int n);
 /* Lay out the fds for exec: stdio[i] becomes i (-1: /dev/null, opened after
  * the pivot), *extra (if not NULL and >= 0) becomes 3 (not close-on-exec) and
  * *extra is set to 3; each *keep[i] >= 0 is moved out of the way and updated

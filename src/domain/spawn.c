@@ -166,6 +166,20 @@ static void child_main(void *arg)
 	/* the struct is shared with pid 2 (and the parent): read-only here,
 	 * but for the argv slot below */
 	int rep = c->rep, initfd = c->initfd, ctl = c->ctl;
+	/* Only what we use, first: the copy of the caller's fds we were born
+	 * with holds its tree's /dev/fuse open, and while any process holds
+	 * that, the kernel keeps the connection even when its server is gone.
+	 * Had the supervisor been killed after reading one of our requests (a
+	 * lookup of a mount point, pid 2's exec of the command), we would wait
+	 * for the answer in D state for ever, SIGKILL or not (the kernel waits
+	 * out a request a server has read), and with us pid 2, cloned from us
+	 * before its exec. */
+	const int keep[] = {rep, initfd, ctl, s->stdio[0], s->stdio[1], s->stdio[2],
+			    c->v2_done ? -1 : c->join.v2fd};
+	if ((r = mz_child_keep_only(keep, (int)(sizeof(keep) / sizeof(keep[0])))) < 0) {
+		what = "cannot close the supervisor's files";
+		goto fail;
+	}
 	/* While the parent writes the id maps and makes the v1 cgroups: the
 	 * second wall's filter (no_new_privs is not needed for it yet — we hold
 	 * CAP_SYS_ADMIN in the new user namespace — and nothing the setup below

@@ -178,12 +178,11 @@ static bool warm_path(int root, const char *path, bool follow)
 	return true;
 }
 
-static void *warm_thread(void *arg)
+static void warm_lookups(const struct warm *w)
 {
-	const struct warm *w = arg;
 	int root = open(w->mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
-		return NULL;
+		return;
 	for (const char *const *t = mz_mounts_tops; *t; t++)
 		warm_path(root, *t, false);
 	if (w->lan) {
@@ -204,11 +203,10 @@ static void *warm_thread(void *arg)
 		}
 	}
 	close(root);
-	return NULL;
 }
 
 /* The spawn's root_hook: wait for the mount, then warm it (above) while
- * the kernel makes the namespaces.  The same thread then makes the run
+ * the kernel makes the namespaces.  The same thread first makes the run
  * directory, the supervisor's and the console's logs, and the sockets
  * `mezzo console` and `mezzo stop` connect to.  Each mkdir, create and bind
  * makes an inode, ~0.1 ms on this journal-less ext4 (its inode allocator
@@ -263,11 +261,29 @@ static int sockets_make(struct root_job *j)
 	return j->sock_r = r;
 }
 
+/*
+ * The warm-up's lookups wait for this very process's server.  A thread
+ * waiting so must not hold the process's /dev/fuse: were the process killed
+ * (kill -9) after its server thread had read one of them, the kernel would
+ * wait out the answer (it does for a request a server has read), the
+ * waiting thread would keep the fd table alive, the table the device's fd,
+ * the fd the connection: a process that never finishes dying, its domain's
+ * processes waiting on the same tree with it.  So the lookups are made from
+ * a copy of the fd table with nothing in it, after the sockets (which must
+ * be the process's).
+ */
+static void warm_alone(const struct warm *w)
+{
+	if (unshare(CLONE_FILES) < 0 || syscall(SYS_close_range, 0U, ~0U, 0U) < 0)
+		return; /* not warmed: slower, not wrong */
+	warm_lookups(w);
+}
+
 static void *root_thread(void *arg)
 {
 	struct root_job *j = arg;
-	warm_thread(&j->warm);
 	sockets_make(j);
+	warm_alone(&j->warm);
 	return NULL;
 }
 

@@ -113,3 +113,118 @@ try:
 except OSError:
     pass
 """
+
+
+KILLER = r"""
+import os, random, signal, sys, time
+exe, root = sys.argv[1], ("MEZZO_ROOT=" + sys.argv[2]).encode()
+rng = random.Random(11)
+while True:
+    time.sleep(rng.uniform(0.0005, 0.01))
+    mine = []
+    for p in os.listdir("/proc"):
+        try:
+            if os.readlink("/proc/%s/exe" % p) != exe:
+                continue
+            with open("/proc/%s/environ" % p, "rb") as f:
+                if root in f.read().split(b"\0"):
+                    mine.append(int(p))
+        except (OSError, ValueError):
+            pass
+    if mine and rng.random() < 0.7:
+        try:
+            os.kill(rng.choice(mine), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+"""
+
+
+def fuse_waiters(root):
+    """The FUSE connections (their device numbers) of this store's trees that
+    some task is blocked on: a thread in D state that has one of the store's
+    mounts in its namespace.  Threads, not processes: a killed supervisor
+    whose helper thread waits is a zombie with a live thread."""
+    devs = set()
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            tids = os.listdir("/proc/%s/task" % p)
+        except OSError:
+            continue
+        for t in tids:
+            base = "/proc/%s/task/%s" % (p, t)
+            try:
+                with open(base + "/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "D":
+                        continue
+                with open(base + "/mountinfo") as f:
+                    for line in f:
+                        if " fuse.mezzo " in line and line.split(" - ")[1].split()[1].endswith("@" + root):
+                            devs.add(line.split()[2])
+            except (OSError, IndexError):
+                pass
+    return devs
+
+
+def stuck_in_fuse(root):
+    """Connections still waited on after a second: a blocked task that stays."""
+    first = fuse_waiters(root)
+    time.sleep(1)
+    return first & fuse_waiters(root)
+
+
+def abort_fuse(devs, workdir):
+    """Unstick the waiters: abort those connections (fusectl)."""
+    ctl = os.path.join(workdir, "fusectl")
+    os.makedirs(ctl, exist_ok=True)
+    subprocess.run(["mount", "-t", "fusectl", "none", ctl], check=True)
+    try:
+        for dev in devs:
+            try:
+                with open(os.path.join(ctl, dev.split(":")[1], "abort"), "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
+    finally:
+        subprocess.run(["umount", ctl], check=True)
+
+
+def test_domains_killed_at_random_moments(mezzo, workdir):
+    """kill -9 of the CLIs and supervisors (and of a domain's first
+    processes before they exec) while domains come and go: no process is
+    left waiting for a dead tree server, every domain can be removed, and
+    the store is consistent."""
+    mezzo.run("image", "busybox")
+    from conftest import MEZZO
+    env = dict(os.environ, MEZZO_ROOT=mezzo.root, ASAN_OPTIONS="detect_leaks=0")
+    killer = subprocess.Popen(["/usr/bin/python3", "-c", KILLER, os.path.realpath(MEZZO),
+                               mezzo.root])
+    rng = random.Random(5)
+    hung = []
+    try:
+        for i in range(1000):
+            n = "k%d" % rng.randrange(4)
+            args = rng.choice([
+                ["create", n, "--", "/bin/sleep", "1000"], ["start", n], ["stop", n],
+                ["restart", n], ["rm", "--force", n], ["exec", n, "--", "/bin/true"],
+                ["run", "--rm", "--", "/bin/sh", "-c", "echo x > /tmp/y"]])
+            try:
+                subprocess.run([MEZZO, *args], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=30)
+            except subprocess.TimeoutExpired:
+                hung.append(args)
+    finally:
+        killer.kill()
+        killer.wait()
+        stuck = stuck_in_fuse(mezzo.root)
+        if stuck:
+            abort_fuse(stuck, workdir)
+    assert not stuck and not hung, f"stuck in FUSE: {stuck}; hung: {hung}"
+    for d in json.loads(mezzo.run("--json", "ls").stdout):
+        mezzo.run("rm", "--force", d["name"])
+    assert json.loads(mezzo.run("--json", "ls").stdout) == []
+    with open("/proc/self/mountinfo") as f:
+        assert mezzo.root not in f.read()
+    check_consistent(mezzo)

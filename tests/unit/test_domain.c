@@ -344,6 +344,38 @@ static void test_init_standalone(void **state)
 	assert_int_equal(WEXITSTATUS(st), 127);
 }
 
+/* In a child (the caller's fds are its own): keep some of a spread of fds,
+ * with a duplicate and a -1 among them; exactly those stay open. */
+static void test_keep_only(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd[12];
+		for (int i = 0; i < 12; i++)
+			if ((fd[i] = open("/dev/null", O_RDONLY | (i % 2 ? O_CLOEXEC : 0))) < 0)
+				_exit(10);
+		int high = fcntl(fd[5], F_DUPFD, 900);
+		if (high < 0 || fcntl(fd[4], F_DUPFD, 950) < 0) /* above all kept */
+			_exit(13);
+		const int keep[] = {fd[7], 1, -1, fd[2], fd[7], high};
+		if (mz_child_keep_only(keep, 6) < 0)
+			_exit(11);
+		for (int f = 0; f < 1024; f++) {
+			bool want = f == 1 || f == fd[2] || f == fd[7] || f == high;
+			if ((fcntl(f, F_GETFD) >= 0) != want)
+				_exit(20 + (f < 60 ? f : 60));
+		}
+		const int many[9] = {0};
+		_exit(mz_child_keep_only(many, 9) == -EINVAL ? 0 : 12);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	find_init();
@@ -353,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_caps_keep),
 		cmocka_unit_test(test_cgroup_limits),
 		cmocka_unit_test(test_init_standalone),
+		cmocka_unit_test(test_keep_only),
 		cmocka_unit_test_setup_teardown(test_spawn_status, root_setup, root_teardown),
 		cmocka_unit_test_setup_teardown(test_spawn_errors, root_setup, root_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_kill_stats, root_setup, root_teardown),
