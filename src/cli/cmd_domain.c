@@ -326,6 +326,17 @@ static const char rm_usage[] =
 	"Remove domains and their trees (their files).  A running domain is refused\n"
 	"unless --force, which kills it first.  Snapshots taken of it remain.\n";
 
+/* One domain's records and files; with force, what runs is killed first
+ * (also what a dead supervisor left running). */
+static int remove_one(struct cli *c, const char *name, bool force, mz_error_t *err)
+{
+	int r = force ? stop_domain(c, name, SIGKILL, 0, true, err) : 0;
+	cleanup_store mz_store *s = NULL;
+	if (r == 0)
+		r = cli_store(c, &s, err);
+	return r < 0 ? r : domain_remove(s, name, err);
+}
+
 int cmd_rm(struct cli *c, int argc, char **argv)
 {
 	bool force = false;
@@ -349,16 +360,55 @@ int cmd_rm(struct cli *c, int argc, char **argv)
 		if (argv[i][0] == '-')
 			continue;
 		mz_error_t err cleanup_error = NULL;
-		if (force && stop_domain(c, argv[i], SIGKILL, 0, true, &err) < 0) {
+		if (remove_one(c, argv[i], force, &err) < 0)
 			rc = cli_fail(&err);
-			continue;
-		}
-		cleanup_store mz_store *s = NULL;
-		if (cli_store(c, &s, &err) < 0 || domain_remove(s, argv[i], &err) < 0) {
-			rc = cli_fail(&err);
-			continue;
-		}
 	}
+	return rc;
+}
+
+static const char prune_usage[] =
+	"usage: mezzo prune [--dry-run]\n"
+	"\n"
+	"Remove, with their files, the domains 'mezzo run --rm' made and could not\n"
+	"remove itself because it was killed (kill -9, a CI job's timeout, a crash).\n"
+	"Domains of runs still going and all other domains are left alone.  Prints\n"
+	"the names it removes (with --dry-run, would remove), one a line.\n";
+
+int cmd_prune(struct cli *c, int argc, char **argv)
+{
+	bool dry = false;
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(prune_usage, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
+			dry = true;
+		else
+			return cli_usage("prune", "unknown argument '%s'", argv[i]);
+	}
+	mz_error_t err cleanup_error = NULL;
+	struct mz_domain_rec *v = NULL;
+	size_t n = 0;
+	{
+		cleanup_store mz_store *s = NULL;
+		if (cli_store(c, &s, &err) < 0 || mz_domain_rec_list(s, &v, &n, &err) < 0)
+			return cli_fail(&err);
+	}
+	int rc = EXIT_OK;
+	for (size_t i = 0; i < n; i++) {
+		/* sup_pid is a live supervisor's only: 0 once the run is gone */
+		if (!v[i].autoremove || v[i].sup_pid)
+			continue;
+		/* as rm --force: what the killed run left running goes first */
+		mz_error_t e cleanup_error = NULL;
+		if (!dry && remove_one(c, v[i].name, true, &e) < 0) {
+			rc = cli_fail(&e);
+			continue;
+		}
+		printf("%s\n", v[i].name);
+	}
+	mz_domain_recs_free(v, n);
 	return rc;
 }
 

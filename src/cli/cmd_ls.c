@@ -135,8 +135,8 @@ static void json_rec(FILE *f, const char *root, const struct mz_domain_rec *r)
 			fputc(',', f);
 		cli_json_str(f, r->cmd + i);
 	}
-	fprintf(f, "],\"init\":\"%s\",\"services\":[",
-		r->init_mode == MZ_INIT_IMAGE ? "image" : "mezzo");
+	fprintf(f, "],\"init\":\"%s\",\"autoremove\":%s,\"services\":[",
+		r->init_mode == MZ_INIT_IMAGE ? "image" : "mezzo", r->autoremove ? "true" : "false");
 	struct mz_service_list sl;
 	if (mz_domain_services_parse(r->services, r->services_len, &sl) == 0) {
 		for (size_t i = 0; i < sl.n; i++) {
@@ -263,6 +263,8 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 					    : r.init_mode == MZ_INIT_IMAGE ? " /sbin/init" : " /bin/sh");
 		printf("init:        %s\n", r.init_mode == MZ_INIT_IMAGE ? "the image's (the command is pid 1)"
 									: "mezzo-init");
+		if (r.autoremove)
+			printf("autoremove:  yes ('run --rm'; 'mezzo prune' removes it once that run is gone)\n");
 		struct mz_service_list sl;
 		if (mz_domain_services_parse(r.services, r.services_len, &sl) == 0) {
 			for (size_t i = 0; i < sl.n; i++) {

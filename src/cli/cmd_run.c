@@ -25,7 +25,8 @@ static const char run_usage[] =
 	"own pid 1, hostname, network stack (loopback), users (root inside is an\n"
 	"unprivileged host uid) and copy-on-write files.\n"
 	"\n"
-	"  --rm              remove the domain and its files afterwards\n"
+	"  --rm              remove the domain and its files afterwards ('mezzo prune'\n"
+	"                    does, should this run be killed before it can)\n"
 	"  --name NAME       name it (default run-<random>); keep it to 'mezzo start'\n"
 	"                    it again later, 'mezzo snapshot' it, or look at its files\n"
 	"  --image IMAGE     an image or version (see 'mezzo image ls')\n"
@@ -59,6 +60,10 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			 (unsigned)(ts.tv_nsec >> 10) & 0xfffff);
 		o.name = auto_name;
 	}
+	/* claimed by this process in the same commit that makes it: a run
+	 * killed at any moment leaves a domain that is someone's or no one's,
+	 * never one `prune` could take while the run is about to claim it */
+	o.supervisor = getpid();
 	mz_error_t err cleanup_error = NULL;
 	mz_store *s = NULL;
 	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0) {

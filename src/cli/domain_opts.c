@@ -296,6 +296,8 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 	rec.services = o->services;
 	rec.services_len = o->services_len;
 	rec.init_mode = o->init_mode;
+	rec.autoremove = o->rm;
+	rec.sup_pid = o->supervisor;
 	/* the domain and its place on its LANs, at once or not at all */
 	r = mz_store_begin(s, err);
 	if (r == 0)

@@ -13,6 +13,7 @@ struct domain_opts {
 	const char *image;       /* default CLI_DEFAULT_IMAGE */
 	int64_t memory, pids, cpu_weight, cpu_quota_us, io_weight;
 	bool rm;                 /* run --rm */
+	pid_t supervisor;        /* run: this process, the domain's from its creation */
 	int stop_timeout_s;
 	char **cmd;              /* after "--" */
 	int ncmd;
@@ -59,6 +60,7 @@ int cmd_ls(struct cli *c, int argc, char **argv);
 int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_snapshot(struct cli *c, int argc, char **argv);
+int cmd_prune(struct cli *c, int argc, char **argv);
 int cmd_exec(struct cli *c, int argc, char **argv);
 int cmd_console(struct cli *c, int argc, char **argv);
 

@@ -24,6 +24,7 @@ static const char usage_text[] =
 	"  create   make a domain; start, stop, restart, kill, rm manage it\n"
 	"  exec     run a command inside a running domain; console NAME attaches\n"
 	"  ls       list domains; inspect NAME, logs NAME, snapshot NAME VERSION\n"
+	"  prune    remove what killed 'run --rm's left behind\n"
 	"  net      virtual LANs: create, ls, inspect, rm, prune\n"
 	"\n"
 	"Storage:\n"
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 		{"exec", cmd_exec},
 		{"console", cmd_console},
 		{"snapshot", cmd_snapshot},
+		{"prune", cmd_prune},
 		{"net", cmd_net},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)

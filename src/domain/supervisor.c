@@ -601,7 +601,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		r = mz_domain_rec_claim(s, o->name, getpid(), err);
 	/* What a crashed supervisor of this domain may have left behind (one
 	 * that ended well left no supervisor and no init in the record). */
-	if (r == 0 && (rec.sup_pid || rec.init_pid))
+	if (r == 0 && ((rec.sup_pid && rec.sup_pid != getpid()) || rec.init_pid))
 		r = mz_domain_reap_orphan(mz_store_root(s), o->name, err);
 	if (r < 0) {
 		mz_domain_rec_free(&rec);

@@ -19,7 +19,7 @@
 #define DOM_COLS                                                                      \
 	"name, tree, slot, source, cmd, memory, pids, cpu_weight, cpu_quota_us, "       \
 	"io_weight, created, started, sup_pid, sup_start, init_pid, exit_status, services, "    \
-	"init_mode"
+	"init_mode, autoremove"
 
 /* A blob column, NUL-terminated (a text view for free), and its length. */
 static char *blob_dup(sqlite3_stmt *st, int col, size_t *len)
@@ -55,6 +55,7 @@ static void rec_from_row(sqlite3_stmt *st, void *row)
 	r->exit_status = sqlite3_column_int(st, 15);
 	r->services = blob_dup(st, 16, &r->services_len);
 	r->init_mode = sqlite3_column_int(st, 17);
+	r->autoremove = sqlite3_column_int(st, 18) != 0;
 }
 
 void mz_domain_rec_free(struct mz_domain_rec *r)
@@ -118,8 +119,8 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	r->created_ns = now_ns();
 	sqlite3_stmt *st = store_stmt(
 		s, "INSERT INTO domain(name, tree, slot, source, cmd, memory, pids, cpu_weight, "
-		   "cpu_quota_us, io_weight, created, services, init_mode) "
-		   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+		   "cpu_quota_us, io_weight, created, services, init_mode, autoremove, sup_pid, "
+		   "sup_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->tree);
 	sqlite3_bind_int(st, 3, r->slot);
@@ -133,6 +134,9 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	sqlite3_bind_int64(st, 11, r->created_ns);
 	sqlite3_bind_blob(st, 12, r->services ? r->services : "", r->services_len, SQLITE_STATIC);
 	sqlite3_bind_int(st, 13, r->init_mode);
+	sqlite3_bind_int(st, 14, r->autoremove);
+	sqlite3_bind_int(st, 15, r->sup_pid);
+	sqlite3_bind_int64(st, 16, r->sup_pid ? store_pid_starttime(r->sup_pid) : 0);
 	if ((rc = store_step_done(s, st, err, "insert domain")) < 0)
 		goto fail;
 	return mz_store_commit(s, err);

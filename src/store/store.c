@@ -79,7 +79,8 @@ static const char schema_sql[] =
 	"  init_pid INTEGER NOT NULL DEFAULT 0,"
 	"  exit_status INTEGER NOT NULL DEFAULT -1,"
 	"  services BLOB NOT NULL DEFAULT x'',"  /* see mz_domain_rec */
-	"  init_mode INTEGER NOT NULL DEFAULT 0);"
+	"  init_mode INTEGER NOT NULL DEFAULT 0,"
+	"  autoremove INTEGER NOT NULL DEFAULT 0);"
 	/* Virtual LANs (src/net/): ids are never reused, because they name
 	 * bridges and veths in the kernel, where a crash can leave one behind. */
 	"CREATE TABLE IF NOT EXISTS lan("
@@ -123,8 +124,8 @@ static const char schema_sql[] =
 static void store_flush_unlinks(mz_store *s);
 static int store_sync_wal(mz_store *s, mz_error_t *err);
 
-#define MZ_SCHEMA_VERSION 3
-#define MZ_SCHEMA_VERSION_STR "3"
+#define MZ_SCHEMA_VERSION 4
+#define MZ_SCHEMA_VERSION_STR "4"
 
 /* What a catalog of an older version needs beyond schema_sql (which makes
  * what is missing, but does not change tables that exist): migrations[i]
@@ -135,6 +136,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE domain ADD COLUMN init_mode INTEGER NOT NULL DEFAULT 0;",
 	/* 2 -> 3: virtual LANs (new tables only: schema_sql makes them) */
 	"",
+	/* 3 -> 4: domains of `run --rm` (mezzo prune) */
+	"ALTER TABLE domain ADD COLUMN autoremove INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* PRAGMA user_version: the schema is made once, not parsed at every open. */

@@ -277,12 +277,17 @@ struct mz_domain_rec {
 	char *services;
 	size_t services_len;
 	int init_mode;             /* MZ_INIT_MEZZO or MZ_INIT_IMAGE */
+	/* made by `run --rm`: removed when that run ends, or by `mezzo prune`
+	 * once nothing supervises it (the run was killed) */
+	bool autoremove;
 };
 #define MZ_INIT_MEZZO 0 /* pid 1 is mezzo-init, running cmd and the services */
 #define MZ_INIT_IMAGE 1 /* pid 1 is cmd itself: the image's own init */
 
 /* Make a domain: its tree from version (O(1)) and a free id slot.  In: name,
- * source, cmd, limits.  Out: tree, slot, created_ns. */
+ * source, cmd, limits, autoremove, and sup_pid if the caller supervises it
+ * from birth (`run`: never a moment unclaimed, for `prune` to take).  Out:
+ * tree, slot, created_ns. */
 int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 			 mz_error_t *err);
 int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,

@@ -90,6 +90,39 @@ def test_listings_take_json_after_the_command(dz):
     assert "need a domain NAME" in dz.fail("inspect", "--json").stderr
 
 
+def test_prune_removes_what_a_killed_run_rm_left(dz):
+    from conftest import MEZZO
+    env = dict(os.environ, MEZZO_ROOT=dz.root, ASAN_OPTIONS="detect_leaks=0")
+    dz.run("create", "keep", "--", "/bin/true")
+    dz.run("run", "--name", "kept-run", "--", "/bin/true")  # without --rm: the user's
+    runs = {n: subprocess.Popen([MEZZO, "run", "--rm", "--name", n, "--", "/bin/sleep", "100"],
+                                env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n in ("dead", "live")}
+    try:
+        for _ in range(200):
+            d = domains(dz)
+            if all(d.get(n, {}).get("state") == "running" for n in runs):
+                break
+            time.sleep(0.05)
+        assert d["dead"]["autoremove"] and not d["keep"]["autoremove"]
+        assert not d["kept-run"]["autoremove"]
+        runs["dead"].kill()  # the run, supervisor of its domain: no one to remove it
+        runs["dead"].wait()
+        assert domains(dz)["dead"]["state"] == "orphaned"
+        assert dz.run("prune", "--dry-run").stdout.split() == ["dead"]
+        assert "dead" in domains(dz)
+        assert dz.run("prune").stdout.split() == ["dead"]
+        d = domains(dz)
+        assert set(d) == {"keep", "kept-run", "live"} and d["live"]["state"] == "running"
+        assert dz.run("prune").stdout == ""
+        assert "unknown argument" in dz.fail("prune", "dead").stderr
+    finally:
+        runs["live"].terminate()  # a run stopped so removes its domain itself
+        runs["live"].wait(timeout=30)
+    assert set(domains(dz)) == {"keep", "kept-run"}
+
+
 def test_writes_are_private_and_snapshots_work(dz):
     dz.run("run", "--name", "a", "--", "/bin/sh", "-c", "echo mine > /etc/motd")
     p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "cat /etc/motd 2>/dev/null; echo end")

@@ -263,14 +263,16 @@ def test_catalog_of_schema_1_is_migrated(mezzo):
     db = sqlite3.connect(os.path.join(mezzo.root, "catalog.db"))
     db.execute("ALTER TABLE domain DROP COLUMN services")
     db.execute("ALTER TABLE domain DROP COLUMN init_mode")
+    db.execute("ALTER TABLE domain DROP COLUMN autoremove")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
     p = mezzo.run("--json", "inspect", "old")
     assert '"services":[]' in p.stdout and '"init":"mezzo"' in p.stdout
+    assert '"autoremove":false' in p.stdout
     assert mezzo.run("run", "--rm", "--service", "s=sleep 5", "--", "/bin/true").returncode == 0
     db = sqlite3.connect(os.path.join(mezzo.root, "catalog.db"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] >= 4
     db.close()
     mezzo.run("store", "check")
 
