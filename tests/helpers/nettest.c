@@ -39,8 +39,9 @@
  *       watch IF PORT SECONDS             print "seen tcp|udp SRC" for every
  *                                         IPv4/IPv6 TCP or UDP packet to
  *                                         PORT that IF receives
- *       arpwatch IF SECONDS               print "arp IP MAC" for every ARP
- *                                         sender heard on IF
+ *       arpwatch IF SECONDS [UNTIL_IP]    print "arp IP MAC" for every ARP
+ *                                         sender heard on IF; done early
+ *                                         once UNTIL_IP is heard
  *       exec CMD ARGS...                  anything else
  *   nettest bench ROOT N                  median of N attaches (ms)
  *
@@ -506,7 +507,7 @@ static int probe_arp(int argc, char **argv)
 
 static int probe_arpwatch(int argc, char **argv)
 {
-	if (argc != 2)
+	if (argc != 2 && argc != 3)
 		return usage();
 	struct sockaddr_ll ll;
 	int fd = packet_socket(argv[0], &ll);
@@ -527,6 +528,8 @@ static int probe_arpwatch(int argc, char **argv)
 		printf("arp %s %02x:%02x:%02x:%02x:%02x:%02x\n", ip, f.sha[0], f.sha[1], f.sha[2],
 		       f.sha[3], f.sha[4], f.sha[5]);
 		fflush(stdout);
+		if (argc == 3 && strcmp(ip, argv[2]) == 0)
+			break;
 	}
 	return 0;
 }
