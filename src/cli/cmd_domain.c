@@ -403,7 +403,9 @@ int cmd_prune(struct cli *c, int argc, char **argv)
 		/* as rm --force: what the killed run left running goes first */
 		mz_error_t e cleanup_error = NULL;
 		if (!dry && remove_one(c, v[i].name, true, &e) < 0) {
-			rc = cli_fail(&e);
+			/* ENOENT: gone meanwhile (its run, stopping, removed it) */
+			if (!(e && e->code == ENOENT))
+				rc = cli_fail(&e);
 			continue;
 		}
 		printf("%s\n", v[i].name);

@@ -83,7 +83,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	mz_debug("run: %s: supervised", o.name);
 	if (o.rm) {
 		mz_error_t e2 cleanup_error = NULL;
-		if (domain_remove(s, o.name, &e2) < 0)
+		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
+		if (domain_remove(s, o.name, &e2) < 0 && !(e2 && e2->code == ENOENT))
 			fprintf(stderr, "mezzo: warning: could not remove domain %s: %s\n", o.name,
 				e2 ? e2->msg : "");
 	}
