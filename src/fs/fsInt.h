@@ -72,7 +72,7 @@ struct fs_req {
 struct fs_server {
 	mz_store *store;
 	bool store_lent;        /* the caller's (mz_fs_opts.store): not closed here */
-	bool released;          /* mz_fs_release: the tree is no longer ours */
+	bool claimed;           /* the tree is ours: from its claim to mz_fs_release */
 	mz_view *view;
 	mz_lid layer;
 	char *root_path;

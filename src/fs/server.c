@@ -580,6 +580,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		r = mz_error(err, EINVAL, "only a tree can be served; make one from the version");
 	if (r == 0)
 		r = mz_layer_claim(S->store, layer, getpid(), err); /* one server per tree */
+	S->claimed = r == 0;
 	/* Inodes unlinked while open when a previous server died. */
 	if (r == 0)
 		r = mz_view_reap_all(S->view, err);
@@ -638,13 +639,13 @@ void mz_fs_catalog_leave(struct fs_server *S)
 
 int mz_fs_release(struct fs_server *S, mz_error_t *err)
 {
-	if (S->released || S->view == NULL || S->opts.drop_on_exit)
+	if (!S->claimed || S->opts.drop_on_exit)
 		return 0;
 	int r = mz_view_reap_all(S->view, err);
 	if (r == 0)
 		r = mz_layer_set_owner(S->store, S->layer, 0, err);
 	if (r == 0)
-		S->released = true;
+		S->claimed = false;
 	return r;
 }
 
@@ -667,9 +668,12 @@ void mz_fs_stop(struct fs_server *S)
 		mz_error_t e2 cleanup_error = NULL;
 		if (mz_layer_remove(S->store, S->layer, true, &e2) < 0)
 			mz_warn("dropping anonymous tree: %s", e2 ? e2->msg : "");
-	} else if (S->view && !S->released) {
+	} else if (S->view) {
+		/* only a tree we claimed: a server refused (EBUSY) must not reap
+		 * what the one serving it keeps unlinked while open */
 		mz_error_t e2 cleanup_error = NULL;
-		mz_view_reap_all(S->view, &e2);
+		if (mz_fs_release(S, &e2) < 0)
+			mz_warn("releasing the tree: %s", e2 ? e2->msg : "");
 	}
 	mz_view_close(S->view);
 	if (!S->store_lent)

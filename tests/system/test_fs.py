@@ -135,6 +135,27 @@ def test_unlinked_open_file_stays_readable(tree):
     os.close(fd)
 
 
+def test_refused_second_server_leaves_the_first_ones_files(mezzo, workdir, tree):
+    """A mount of a tree that is already served fails (EBUSY) before it
+    claims the tree: nothing of that tree is its to clean up, not even the
+    files the serving one keeps unlinked while open."""
+    p = os.path.join(tree, "held")
+    with open(p, "w") as f:
+        f.write("held open")
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.unlink(p)
+        other = os.path.join(workdir, "other")
+        os.mkdir(other)
+        assert "already" in mezzo.fail("fs", "mount", "t", other).stderr
+        assert os.fstat(fd).st_size == 9
+        assert os.pread(fd, 100, 0) == b"held open"
+    finally:
+        os.close(fd)
+    p = mezzo.run("store", "check")
+    assert "0 problems" in p.stdout, p.stdout
+
+
 def test_last_close_reaps_only_its_own_file(tree):
     """Closing one unlinked file frees that one, not another still open."""
     fds = []
