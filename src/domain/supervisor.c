@@ -226,8 +226,8 @@ struct root_job {
 	const char *dir, *root, *name;
 	bool make_dir; /* not made yet: made here */
 	bool log;      /* the supervisor's log goes to the run directory */
-	int sock_r;
-	mz_error_t sock_err;
+	int files_r;
+	mz_error_t files_err;
 	pthread_t warm_th;
 	bool warming;
 };
@@ -243,22 +243,22 @@ static void log_open(const char *dir)
 	}
 }
 
-static int sockets_make(struct root_job *j)
+static int run_files_make(struct root_job *j)
 {
 	int r = 0;
 	if (j->make_dir && (r = mkdir_p(j->dir, 0700)) < 0)
-		r = mz_error_sys(&j->sock_err, -r, "cannot make %s", j->dir);
+		r = mz_error_sys(&j->files_err, -r, "cannot make %s", j->dir);
 	if (r == 0 && j->log)
 		log_open(j->dir);
 	if (r == 0 && j->con)
-		r = console_log_open(j->con, j->dir, &j->sock_err);
+		r = console_log_open(j->con, j->dir, &j->files_err);
 	if (r == 0 && j->con)
-		r = console_listen(j->con, j->dir, &j->sock_err);
+		r = console_listen(j->con, j->dir, &j->files_err);
 	/* without a control socket, `mezzo stop` signals: not worth failing for */
 	mz_error_t e cleanup_error = NULL;
 	if (r == 0 && sup_control_open(j->ctl, j->root, j->name, &e) < 0)
 		mz_warn("%s; mezzo stop will signal instead", e->msg);
-	return j->sock_r = r;
+	return j->files_r = r;
 }
 
 /*
@@ -282,7 +282,7 @@ static void warm_alone(const struct warm *w)
 static void *root_thread(void *arg)
 {
 	struct root_job *j = arg;
-	sockets_make(j);
+	run_files_make(j);
 	warm_alone(&j->warm);
 	return NULL;
 }
@@ -596,11 +596,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	struct mz_domain_rec rec = {0};
 	int r = s ? 0 : mz_store_open(o->store_root, &s, err);
 	if (r == 0)
-		r = mz_domain_rec_get(s, o->name, &rec, err);
-	if (r == 0)
-		r = mz_domain_rec_claim(s, o->name, getpid(), err);
+		r = mz_domain_rec_claim(s, o->name, getpid(), &rec, err);
 	/* What a crashed supervisor of this domain may have left behind (one
-	 * that ended well left no supervisor and no init in the record). */
+	 * that ended well left no supervisor and no init in the record; `run`
+	 * made the record already naming us). */
 	if (r == 0 && ((rec.sup_pid && rec.sup_pid != getpid()) || rec.init_pid))
 		r = mz_domain_reap_orphan(mz_store_root(s), o->name, err);
 	if (r < 0) {
@@ -759,15 +758,15 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (rj.warming)
 			pthread_join(rj.warm_th, NULL);
 		else if (r == 0)
-			sockets_make(&rj);
+			run_files_make(&rj);
 		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
-		if (r == 0 && rj.sock_r < 0) {
-			r = rj.sock_r;
-			*err = rj.sock_err;
-			rj.sock_err = NULL;
+		if (r == 0 && rj.files_r < 0) {
+			r = rj.files_r;
+			*err = rj.files_err;
+			rj.files_err = NULL;
 		}
-		mz_error_release(&rj.sock_err);
+		mz_error_release(&rj.files_err);
 	}
 	if (r == 0) {
 		mz_store *c = lend ? mz_fs_catalog_enter(job.S) : s;
@@ -898,7 +897,9 @@ int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *
 	int r = mz_domain_cleanup(&p, err);
 	cleanup_free char *dir = mz_domain_run_dir(store_root, name);
 	cleanup_free char *mp = xasprintf("%s/root", dir);
-	/* the dead server's mount (ENOTCONN); nothing if it is already gone */
+	/* an older mezzo's supervisor mounted the tree here, in the host's
+	 * mount namespace: its dead mount (ENOTCONN).  Now each supervisor
+	 * mounts in a namespace of its own, which dies with it: nothing here */
 	umount2(mp, MNT_DETACH);
 	return r;
 }

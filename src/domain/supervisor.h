@@ -42,8 +42,9 @@ int mz_domain_proc_of(const char *store_root, const char *name, pid_t init_pid,
 		      struct mz_domain_proc *out);
 /* The host-wide cgroup name of a store's domain. */
 void mz_domain_cgroup_name(const char *store_root, const char *name, char out[160]);
-/* A domain whose supervisor died: kill what is left of it, remove its
- * cgroups and its dead mount.  Harmless when nothing is left. */
+/* A domain whose supervisor died: kill what is left of it and remove its
+ * cgroups (and the dead mount an older mezzo left).  Harmless when nothing
+ * is left. */
 int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err);
 
 /* Ask NAME's supervisor, over its control socket, to stop the domain

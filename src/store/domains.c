@@ -168,34 +168,41 @@ int mz_domain_rec_list(mz_store *s, struct mz_domain_rec **out, size_t *n, mz_er
 			  "list domains", err);
 }
 
-int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *err)
+/* The rows of a claim, inside the caller's transaction. */
+static int claim_rows(mz_store *s, const char *name, pid_t sup, struct mz_domain_rec *out,
+		      mz_error_t *err)
 {
-	int rc = mz_store_begin(s, err);
+	int rc = mz_domain_rec_get(s, name, out, err);
 	if (rc < 0)
 		return rc;
-	struct mz_domain_rec r;
-	if ((rc = mz_domain_rec_get(s, name, &r, err)) < 0)
-		goto fail;
-	mz_domain_rec_free(&r);
-	if (r.sup_pid && r.sup_pid != sup) {
-		rc = mz_error(err, EBUSY, "domain '%s' is already running (supervisor %d)", name,
-			      (int)r.sup_pid);
-		goto fail;
-	}
+	if (out->sup_pid && out->sup_pid != sup)
+		return mz_error(err, EBUSY, "domain '%s' is already running (supervisor %d)", name,
+				(int)out->sup_pid);
 	/* Its tree too, in the same commit: the supervisor serves it (one
 	 * server per tree), and its server then has nothing to claim. */
-	if ((rc = mz_layer_claim(s, r.tree, sup, err)) < 0)
-		goto fail;
+	if ((rc = mz_layer_claim(s, out->tree, sup, err)) < 0)
+		return rc;
 	sqlite3_stmt *st = store_stmt(
 		s, "UPDATE domain SET sup_pid = ?, sup_start = ?, init_pid = 0 WHERE name = ?");
 	sqlite3_bind_int(st, 1, sup);
 	sqlite3_bind_int64(st, 2, store_pid_starttime(sup));
 	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(s, st, err, "claim domain")) < 0)
-		goto fail;
-	return mz_store_commit(s, err);
-fail:
-	mz_store_rollback(s);
+	return store_step_done(s, st, err, "claim domain");
+}
+
+int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, struct mz_domain_rec *out,
+			mz_error_t *err)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = mz_store_begin(s, err);
+	if (rc < 0)
+		return rc;
+	rc = claim_rows(s, name, sup, out, err);
+	rc = rc == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), rc);
+	if (rc < 0) {
+		mz_domain_rec_free(out);
+		memset(out, 0, sizeof(*out));
+	}
 	return rc;
 }
 

@@ -294,8 +294,10 @@ int mz_domain_rec_get(mz_store *s, const char *name, struct mz_domain_rec *out,
 		      mz_error_t *err);
 int mz_domain_rec_list(mz_store *s, struct mz_domain_rec **out, size_t *n, mz_error_t *err);
 /* A supervisor claims the domain and its tree (EBUSY if another live
- * process has either). */
-int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, mz_error_t *err);
+ * process has either); *out gets the record as it was before (freed by
+ * the caller, zeroed on failure). */
+int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, struct mz_domain_rec *out,
+			mz_error_t *err);
 int mz_domain_rec_set_running(mz_store *s, const char *name, pid_t init_pid, mz_error_t *err);
 /* Init exited with this wait status; the supervisor lets go. */
 int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_error_t *err);
