@@ -127,8 +127,11 @@ def test_uring_used_and_served_on_every_cpu(mezzo, workdir):
     try:
         for cpu in online_cpus():
             assert on_cpu(cpu, lambda: exercise(mp, cpu)) == 0
-        line = log_line(mezzo, "io_uring:")
+        # the line that says how it serves ("set ... to Y" comes first on a
+        # machine where enable_uring was still N, as after a boot)
+        line = log_line(mezzo, " queues")
         assert line and f"io_uring: {possible_cpus()} queues" in line, line
+        assert log_line(mezzo, "serving through /dev/fuse", timeout=0.1) is None
         with open(PARAM) as f:
             assert f.read().strip() == "Y"  # set by the server if it was N
         # the control socket still works next to the rings
