@@ -66,6 +66,27 @@ static void cache_drop(mz_view *v, mz_ino ino)
 	free(imap_del(&v->cache, ino));
 }
 
+/* An inode's xattrs changed: whether it has any is no longer known. */
+static void cache_xattrs_changed(mz_view *v, mz_ino ino)
+{
+	struct vcache *c = imap_get(&v->cache, ino);
+	if (c)
+		c->has_xattr = -1;
+}
+
+/* Remember a's row (as getattr_db reads it, or as inode_store wrote it). */
+static struct vcache *cache_put(mz_view *v, const struct mz_inode *a, int8_t has_xattr)
+{
+	if (v->cache.n >= VIEW_CACHE_MAX)
+		mz_view_invalidate(v);
+	struct vcache *c = xmalloc(sizeof(*c));
+	c->a = *a;
+	c->has_xattr = has_xattr;
+	c->sealed_filled = false;
+	imap_put(&v->cache, a->ino, c);
+	return c;
+}
+
 int mz_view_reload(mz_view *v, mz_error_t *err)
 {
 	mz_view_invalidate(v);
@@ -205,13 +226,7 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 		int r = getattr_db(v, ino, a, err);
 		if (r < 0)
 			return r;
-		if (v->cache.n >= VIEW_CACHE_MAX)
-			mz_view_invalidate(v);
-		c = xmalloc(sizeof(*c));
-		c->a = *a;
-		c->has_xattr = -1;
-		c->sealed_filled = false;
-		imap_put(&v->cache, ino, c);
+		c = cache_put(v, a, -1);
 	}
 	*a = c->a;
 	if (c->sealed_filled)
@@ -426,9 +441,17 @@ static int copy_up(mz_view *v, struct mz_inode *a, mz_error_t *err)
 	return 0;
 }
 
+/* Write a (whose row copy_up put in the top layer) back.  The cache keeps
+ * what was written, so that the reply to the request and the next change
+ * of the same inode read no row: a directory is changed by every entry made
+ * in it, a file by each of tar's three SETATTRs.  Whether it has xattrs is
+ * kept: only setxattr and removexattr change that (cache_xattrs_changed).
+ * A failed transaction drops the whole cache (TX), a failed batch too. */
 static int inode_store(mz_view *v, const struct mz_inode *a, mz_error_t *err)
 {
-	cache_drop(v, a->ino);
+	struct vcache *old = imap_del(&v->cache, a->ino);
+	int8_t has_xattr = old ? old->has_xattr : -1;
+	free(old);
 	sqlite3_stmt *st = store_stmt(
 		v->s, "UPDATE inode SET mode = ?, uid = ?, gid = ?, nlink = ?, rdev = ?, size = ?, "
 		      "atime = ?, mtime = ?, ctime = ?, object = NULLIF(?, 0) "
@@ -445,7 +468,10 @@ static int inode_store(mz_view *v, const struct mz_inode *a, mz_error_t *err)
 	sqlite3_bind_int64(st, 10, a->object);
 	sqlite3_bind_int64(st, 11, v->chain[0]);
 	sqlite3_bind_int64(st, 12, a->ino);
-	return store_step_done(v->s, st, err, "update inode");
+	int r = store_step_done(v->s, st, err, "update inode");
+	if (r == 0)
+		cache_put(v, a, has_xattr);
+	return r;
 }
 
 static int dentry_put(mz_view *v, mz_ino dir, const char *name, mz_ino ino, uint32_t type,
@@ -843,6 +869,7 @@ static int view_make_writable(mz_view *v, mz_ino ino, int64_t keep, mz_oid *out,
 		return r;
 	a.object = nobj;
 	a.object_sealed = false;
+	a.object_refs = 1; /* this row's, as the trigger counts it */
 	if ((r = inode_store(v, &a, err)) < 0)
 		return r;
 	if ((r = set_object_times(v, &a, MZ_SET_ATIME | MZ_SET_MTIME)) < 0)
@@ -1015,7 +1042,9 @@ static int view_setxattr(mz_view *v, mz_ino ino, const char *name, const void *v
 	if ((r = store_step_done(v->s, st, err, "setxattr")) < 0)
 		return r;
 	a.ctime_ns = now_ns();
-	return inode_store(v, &a, err);
+	if ((r = inode_store(v, &a, err)) == 0)
+		cache_xattrs_changed(v, ino);
+	return r;
 }
 
 int mz_view_setxattr(mz_view *v, mz_ino ino, const char *name, const void *val, size_t len,
@@ -1050,7 +1079,9 @@ static int view_removexattr(mz_view *v, mz_ino ino, const char *name, mz_error_t
 	if ((r = store_step_done(v->s, st, err, "removexattr")) < 0)
 		return r;
 	a.ctime_ns = now_ns();
-	return inode_store(v, &a, err);
+	if ((r = inode_store(v, &a, err)) == 0)
+		cache_xattrs_changed(v, ino);
+	return r;
 }
 
 int mz_view_removexattr(mz_view *v, mz_ino ino, const char *name, mz_error_t *err)
