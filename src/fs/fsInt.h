@@ -99,6 +99,13 @@ struct fs_server {
 	uint64_t next_fh;
 	struct fs_node *lru_head, *lru_tail; /* head: most recently idle */
 	size_t lru_n;
+	/* The store's file system filling up (space.c); under lock. */
+	struct {
+		int64_t checked_ns; /* when its free space was last looked at */
+		bool low;           /* short: requests that grow the tree get ENOSPC */
+		bool unbatched;     /* a batch failed to commit: one commit a request */
+		int64_t failed_ns;  /* when the last batch failed */
+	} space;
 	uint64_t op_count[64]; /* requests per opcode (logged at exit, debug) */
 	char *buf;
 	size_t bufsize;
@@ -117,6 +124,8 @@ void fs_dispatch(struct fs_server *S, const struct fs_req *r);
  * right now (the caller flushes once the reply is on its way). */
 bool fs_after_request(struct fs_server *S, int waiter);
 void fs_flush(struct fs_server *S);
+/* What fsync asks: the batch committed and the WAL on disk. */
+int fs_sync(struct fs_server *S, mz_error_t *err);
 /* Without the lock: how long waiter may sleep (-1: until a request), and
  * the work to do when that sleep timed out (takes the lock). */
 int fs_wait_ms(struct fs_server *S, int waiter);
@@ -132,6 +141,14 @@ int fs_wait_ms(struct fs_server *S, int waiter);
 
 int64_t fs_wait_ns(struct fs_server *S, int waiter);
 void fs_idle(struct fs_server *S);
+
+/* ---- a full file system (space.c); callers hold S->lock ---- */
+/* Whether request op must get ENOSPC: it grows the tree and space is short. */
+bool fs_space_refuses(struct fs_server *S, uint32_t op);
+/* A batch did not commit: commit each request on its own from now on. */
+void fs_space_commit_failed(struct fs_server *S);
+/* After a request: back to batches once space is back. */
+void fs_space_after_request(struct fs_server *S);
 
 /* ---- FUSE over io_uring (uring.c) ---- */
 /* Before mounting: whether to try io_uring (MEZZO_FUSE_URING, enable_uring). */

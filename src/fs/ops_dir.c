@@ -39,7 +39,7 @@ int fs_op_releasedir(struct fs_server *S, const struct fs_req *r)
 int fs_op_fsyncdir(struct fs_server *S, const struct fs_req *r)
 {
 	mz_error_t err = NULL;
-	int rc = mz_store_sync(S->store, &err);
+	int rc = fs_sync(S, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return fs_reply_err(S, r, 0);

@@ -348,7 +348,7 @@ int fs_op_fsync(struct fs_server *S, const struct fs_req *r)
 	}
 	/* The file's metadata (its name, its size) lives in the catalog. */
 	mz_error_t err = NULL;
-	int rc = mz_store_sync(S->store, &err);
+	int rc = fs_sync(S, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return fs_reply_err(S, r, 0);
@@ -400,7 +400,7 @@ int fs_op_syncfs(struct fs_server *S, const struct fs_req *r)
 	if (syncfs(mz_store_objects_dirfd(S->store)) < 0)
 		return fs_reply_err(S, r, -errno);
 	mz_error_t err = NULL;
-	int rc = mz_store_sync(S->store, &err);
+	int rc = fs_sync(S, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return fs_reply_err(S, r, 0);

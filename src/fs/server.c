@@ -321,7 +321,12 @@ void fs_dispatch(struct fs_server *S, const struct fs_req *r)
 		fs_reply_err(S, r, -ENOSYS);
 		return;
 	}
+	if (fs_space_refuses(S, op)) {
+		fs_reply_err(S, r, -ENOSPC);
+		return;
+	}
 	fn(S, r);
+	fs_space_after_request(S);
 }
 
 /* ---- mounting and the loop ---------------------------------------------------- */
@@ -383,7 +388,18 @@ void fs_flush(struct fs_server *S)
 		mz_err("catalog commit failed, the last changes are lost: %s",
 		       err ? err->msg : "");
 		mz_view_invalidate(S->view);
+		fs_space_commit_failed(S);
 	}
+}
+
+int fs_sync(struct fs_server *S, mz_error_t *err)
+{
+	int rc = mz_store_sync(S->store, err);
+	if (rc < 0) { /* the batch may be gone, as in fs_flush */
+		mz_view_invalidate(S->view);
+		fs_space_commit_failed(S);
+	}
+	return rc;
 }
 
 bool fs_after_request(struct fs_server *S, int waiter)
@@ -623,6 +639,7 @@ int mz_fs_run(struct fs_server *S, mz_error_t *err)
 	 * ~10 % of the request thread in an untar).  Free heap is kept while
 	 * busy; fs_shrink gives it all back after 2 s idle. */
 	mallopt(M_TRIM_THRESHOLD, FS_TRIM_THRESHOLD);
+	mz_store_keep_wal_room(S->store);
 	int r = fs_loop(S, err);
 	/* Unmounted (or failed): the ring threads are done or about to be. */
 	fs_uring_stop(S);

@@ -387,6 +387,23 @@ static void store_trim_wal(mz_store *s)
 	int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 		mz_debug("store: checkpoint at close: %s", sqlite3_errmsg(s->db));
+	if (rc == SQLITE_OK)
+		mz_store_keep_wal_room(s); /* the truncation gave it back */
+}
+
+/* Blocks kept allocated past the WAL's end (FALLOC_FL_KEEP_SIZE: the file's
+ * size, and so SQLite's view of it, stays as it is).  SQLite appends a
+ * commit's pages to the WAL and starts again from its beginning after a
+ * checkpoint, so with these blocks in place a commit needs no free block:
+ * when a domain's writes (which go straight to object files) fill the file
+ * system, the changes a tree server has acknowledged still commit, and so do
+ * the deletions that free space again (src/fs/space.c). */
+#define WAL_ROOM (8 << 20)
+void mz_store_keep_wal_room(mz_store *s)
+{
+	cleanup_close int fd = openat(s->root_fd, "catalog.db-wal", O_RDWR | O_CLOEXEC);
+	if (fd >= 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, WAL_ROOM) < 0)
+		mz_debug("store: cannot keep room for the WAL: %s", strerror(errno));
 }
 
 void mz_store_close(mz_store *s)
@@ -599,6 +616,11 @@ static int store_sync_wal(mz_store *s, mz_error_t *err)
 	if (fdatasync(fd) < 0)
 		return mz_error_sys(err, errno, "cannot sync catalog WAL");
 	return 0;
+}
+
+bool mz_store_unlinks_pending(mz_store *s)
+{
+	return s->pending_n > 0;
 }
 
 int mz_store_sync(mz_store *s, mz_error_t *err)

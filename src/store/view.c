@@ -539,7 +539,10 @@ static int getattr_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *e
 			mz_view_invalidate(v);             \
 			return tx_r_;                      \
 		}                                          \
-		return mz_store_commit((v)->s, err);       \
+		tx_r_ = mz_store_commit((v)->s, err);      \
+		if (tx_r_ < 0) /* rolled back */           \
+			mz_view_invalidate(v);             \
+		return tx_r_;                              \
 	} while (0)
 
 static int view_create(mz_view *v, mz_ino dir, const char *name, const struct mz_inode *attr,
