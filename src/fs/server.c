@@ -639,7 +639,6 @@ int mz_fs_run(struct fs_server *S, mz_error_t *err)
 	 * ~10 % of the request thread in an untar).  Free heap is kept while
 	 * busy; fs_shrink gives it all back after 2 s idle. */
 	mallopt(M_TRIM_THRESHOLD, FS_TRIM_THRESHOLD);
-	mz_store_keep_wal_room(S->store);
 	int r = fs_loop(S, err);
 	/* Unmounted (or failed): the ring threads are done or about to be. */
 	fs_uring_stop(S);

@@ -21,7 +21,8 @@
  * The free space is looked at (statvfs) at most every FS_SPACE_CHECK_NS
  * while it is plentiful, at every growing request while it is short; then
  * the object files of deleted inodes, which wait for a catalog sync to be
- * unlinked, are unlinked at once.
+ * unlinked, are unlinked at once.  And the catalog's WAL has room kept for
+ * it (mz_store_keep_wal_room), so that commits need no free block.
  */
 #include <errno.h>
 #include <sys/statvfs.h>
@@ -64,6 +65,10 @@ static void space_update(struct fs_server *S)
 	if ((S->space.low || S->space.unbatched) && mz_store_unlinks_pending(S->store) &&
 	    fs_sync(S, &err) < 0)
 		mz_debug("space: sync: %s", err ? err->msg : "");
+	/* the catalog's room to commit in (another process's truncating
+	 * checkpoint may have given it back since the last look) */
+	if (!S->space.low)
+		mz_store_keep_wal_room(S->store);
 	bool low;
 	if (space_short(S, &low) && low != S->space.low) {
 		S->space.low = low;

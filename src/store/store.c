@@ -387,8 +387,6 @@ static void store_trim_wal(mz_store *s)
 	int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 		mz_debug("store: checkpoint at close: %s", sqlite3_errmsg(s->db));
-	if (rc == SQLITE_OK)
-		mz_store_keep_wal_room(s); /* the truncation gave it back */
 }
 
 /* Blocks kept allocated past the WAL's end (FALLOC_FL_KEEP_SIZE: the file's
@@ -397,7 +395,9 @@ static void store_trim_wal(mz_store *s)
  * checkpoint, so with these blocks in place a commit needs no free block:
  * when a domain's writes (which go straight to object files) fill the file
  * system, the changes a tree server has acknowledged still commit, and so do
- * the deletions that free space again (src/fs/space.c). */
+ * the deletions that free space again (src/fs/space.c).  A truncating
+ * checkpoint (store_trim_wal) gives the blocks back; tree servers take them
+ * again as they work. */
 #define WAL_ROOM (8 << 20)
 void mz_store_keep_wal_room(mz_store *s)
 {

@@ -60,7 +60,7 @@ void mz_store_rollback(mz_store *s);
  * open; mz_store_flush() commits all that is pending (a no-op otherwise). */
 void mz_store_set_batch(mz_store *s, bool on);
 /* Keep blocks allocated for the catalog's WAL to grow into, so that its
- * commits go on when the file system is full (a tree server at its start). */
+ * commits go on when the file system is full (tree servers, as they work). */
 void mz_store_keep_wal_room(mz_store *s);
 /* Whether object files wait to be unlinked (mz_store_sync does it). */
 bool mz_store_unlinks_pending(mz_store *s);
