@@ -149,6 +149,11 @@ bool fs_space_refuses(struct fs_server *S, uint32_t op);
 void fs_space_commit_failed(struct fs_server *S);
 /* After a request: back to batches once space is back. */
 void fs_space_after_request(struct fs_server *S);
+/* The store's free blocks and inodes as a domain may use them: the room
+ * kept for the catalog is not theirs (as a file system's reserved blocks
+ * are not a user's). */
+struct statvfs;
+void fs_space_statfs(const struct statvfs *sv, uint64_t *bavail, uint64_t *ffree);
 
 /* ---- FUSE over io_uring (uring.c) ---- */
 /* Before mounting: whether to try io_uring (MEZZO_FUSE_URING, enable_uring). */

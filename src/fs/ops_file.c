@@ -386,9 +386,8 @@ int fs_op_statfs(struct fs_server *S, const struct fs_req *r)
 	struct fuse_statfs_out o = {0};
 	o.st.blocks = sv.f_blocks;
 	o.st.bfree = sv.f_bfree;
-	o.st.bavail = sv.f_bavail;
 	o.st.files = sv.f_files;
-	o.st.ffree = sv.f_ffree;
+	fs_space_statfs(&sv, &o.st.bavail, &o.st.ffree);
 	o.st.bsize = sv.f_bsize;
 	o.st.frsize = sv.f_frsize;
 	o.st.namelen = 255;

@@ -126,3 +126,10 @@ void fs_space_after_request(struct fs_server *S)
 	if (S->space.unbatched)
 		space_update(S);
 }
+
+void fs_space_statfs(const struct statvfs *sv, uint64_t *bavail, uint64_t *ffree)
+{
+	uint64_t keep = sv->f_frsize ? (uint64_t)FS_SPACE_LOW / sv->f_frsize : 0;
+	*bavail = sv->f_bavail > keep ? sv->f_bavail - keep : 0;
+	*ffree = sv->f_ffree > FS_SPACE_LOW_INODES ? sv->f_ffree - FS_SPACE_LOW_INODES : 0;
+}
