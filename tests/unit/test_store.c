@@ -238,6 +238,81 @@ static void test_bad_names(void **state)
 	mz_view_close(w);
 }
 
+/* What a view's cache says of ino is what the catalog says (a view opened
+ * afresh has no cache).  The view keeps the rows it writes (inode_store). */
+static void assert_cache_matches_catalog(mz_store *s, mz_view *w, mz_ino ino)
+{
+	mz_error_t err = NULL;
+	mz_view *fresh;
+	assert_int_equal(mz_view_open(s, mz_view_top(w), &fresh, &err), 0);
+	struct mz_inode c, d;
+	assert_int_equal(mz_view_getattr(w, ino, &c, &err), 0);
+	assert_int_equal(mz_view_getattr(fresh, ino, &d, &err), 0);
+	assert_int_equal(c.layer, d.layer);
+	assert_int_equal(c.mode, d.mode);
+	assert_int_equal(c.uid, d.uid);
+	assert_int_equal(c.gid, d.gid);
+	assert_int_equal(c.nlink, d.nlink);
+	assert_int_equal(c.size, d.size);
+	assert_int_equal(c.mtime_ns, d.mtime_ns);
+	assert_int_equal(c.ctime_ns, d.ctime_ns);
+	assert_int_equal(c.object, d.object);
+	assert_int_equal(c.object_sealed, d.object_sealed);
+	assert_int_equal(c.object_refs, d.object_refs);
+	mz_view_close(fresh);
+}
+
+static void test_cached_rows_match_the_catalog(void **state)
+{
+	struct store_fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid v = fx_base_version(f->s, "base"), t;
+	assert_int_equal(mz_tree_create(f->s, v, "c", 0, &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_ino root = mz_view_root(w), etc = fx_walk(w, "etc"), pw = fx_walk(w, "etc/passwd");
+	/* a directory, changed by each entry made in it */
+	struct mz_inode a = fx_attr(S_IFDIR | 0755), d, file;
+	assert_int_equal(mz_view_create(w, root, "d", &a, 0, NULL, &d, &err), 0);
+	a = fx_attr(S_IFREG | 0644);
+	assert_int_equal(mz_view_create(w, d.ino, "f", &a, 0, NULL, &file, &err), 0);
+	assert_cache_matches_catalog(f->s, w, d.ino);
+	assert_cache_matches_catalog(f->s, w, root);
+	/* tar's three SETATTRs */
+	struct mz_inode n = {.uid = 7, .gid = 8, .mode = 0600, .mtime_ns = 12345};
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_MTIME, &err), 0);
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_UID | MZ_SET_GID, &err), 0);
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_MODE, &err), 0);
+	assert_cache_matches_catalog(f->s, w, file.ino);
+	/* a file of the image: copied up, then given an object of its own, which
+	 * is then this tree's alone: a second write must not copy it again */
+	assert_int_equal(mz_view_link(w, pw, etc, "pw2", &err), 0);
+	assert_cache_matches_catalog(f->s, w, pw);
+	mz_oid o1, o2;
+	assert_int_equal(mz_view_make_writable(w, pw, -1, &o1, &err), 0);
+	assert_cache_matches_catalog(f->s, w, pw);
+	assert_int_equal(mz_view_make_writable(w, pw, -1, &o2, &err), 0);
+	assert_int_equal(o1, o2);
+	/* no xattr, known and cached; then one, then none again */
+	void *val = NULL;
+	size_t len;
+	assert_int_equal(mz_view_getxattr(w, file.ino, "user.a", &val, &len, &err), -ENODATA);
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_MTIME, &err), 0);
+	assert_int_equal(mz_view_setxattr(w, file.ino, "user.a", "1", 1, 0, &err), 0);
+	assert_int_equal(mz_view_getxattr(w, file.ino, "user.a", &val, &len, &err), 0);
+	assert_int_equal(len, 1);
+	free(val);
+	assert_int_equal(mz_view_removexattr(w, file.ino, "user.a", &err), 0);
+	val = NULL;
+	assert_int_equal(mz_view_getxattr(w, file.ino, "user.a", &val, &len, &err), -ENODATA);
+	assert_cache_matches_catalog(f->s, w, file.ino);
+	/* the last link of a file goes */
+	assert_int_equal(mz_view_unlink(w, d.ino, "f", false, NULL, &err), 0);
+	assert_cache_matches_catalog(f->s, w, file.ino);
+	assert_cache_matches_catalog(f->s, w, d.ino);
+	mz_view_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +324,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove_tree_drops_its_own_objects, store_fx_setup,
 						store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cached_rows_match_the_catalog, store_fx_setup,
+						store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
