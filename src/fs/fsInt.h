@@ -145,7 +145,8 @@ void fs_idle(struct fs_server *S);
 /* ---- a full file system (space.c); callers hold S->lock ---- */
 /* Whether request op must get ENOSPC: it grows the tree and space is short. */
 bool fs_space_refuses(struct fs_server *S, uint32_t op);
-/* A batch did not commit: commit each request on its own from now on. */
+/* A batch did not commit: forget the view's cached rows, and commit each
+ * request on its own from now on. */
 void fs_space_commit_failed(struct fs_server *S);
 /* After a request: back to batches once space is back. */
 void fs_space_after_request(struct fs_server *S);

@@ -387,7 +387,6 @@ void fs_flush(struct fs_server *S)
 	if (mz_store_flush(S->store, &err) < 0) {
 		mz_err("catalog commit failed, the last changes are lost: %s",
 		       err ? err->msg : "");
-		mz_view_invalidate(S->view);
 		fs_space_commit_failed(S);
 	}
 }
@@ -395,10 +394,8 @@ void fs_flush(struct fs_server *S)
 int fs_sync(struct fs_server *S, mz_error_t *err)
 {
 	int rc = mz_store_sync(S->store, err);
-	if (rc < 0) { /* the batch may be gone, as in fs_flush */
-		mz_view_invalidate(S->view);
+	if (rc < 0) /* the batch may be gone, as in fs_flush */
 		fs_space_commit_failed(S);
-	}
 	return rc;
 }
 

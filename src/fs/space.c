@@ -19,7 +19,8 @@
  *    made it instead of disappearing behind a success.
  *
  * The free space is looked at (statvfs) at most every FS_SPACE_CHECK_NS
- * while it is plentiful, at every growing request while it is short; then
+ * while it is plentiful (also while commits are unbatched: leaving that
+ * takes a second anyway), at every growing request while it is short; then
  * the object files of deleted inodes, which wait for a catalog sync to be
  * unlinked, are unlinked at once.  And the catalog's WAL has room kept for
  * it (mz_store_keep_wal_room), so that commits need no free block.
@@ -56,7 +57,7 @@ static bool space_short(struct fs_server *S, bool *shortp)
 static void space_update(struct fs_server *S)
 {
 	int64_t now = mono_ns();
-	if (!S->space.low && !S->space.unbatched && now < S->space.checked_ns + FS_SPACE_CHECK_NS)
+	if (!S->space.low && now < S->space.checked_ns + FS_SPACE_CHECK_NS)
 		return;
 	S->space.checked_ns = now;
 	/* What the tree deleted is unlinked only once the catalog says so on
@@ -111,6 +112,7 @@ bool fs_space_refuses(struct fs_server *S, uint32_t op)
 
 void fs_space_commit_failed(struct fs_server *S)
 {
+	mz_view_invalidate(S->view); /* its rows may be the lost batch's */
 	if (!S->space.unbatched) {
 		S->space.unbatched = true;
 		mz_store_set_batch(S->store, false);
