@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../domain/supervisor.h"
+#include "../lib/cpulat.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "domain_opts.h"
@@ -64,6 +65,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	 * killed at any moment leaves a domain that is someone's or no one's,
 	 * never one `prune` could take while the run is about to claim it */
 	o.supervisor = getpid();
+	/* idle CPUs poll while the domain is made (supervisor.c), from here */
+	struct mz_cpulat lat = MZ_CPULAT_INIT;
+	mz_cpulat_hold(&lat);
 	mz_error_t err cleanup_error = NULL;
 	mz_store *s = NULL;
 	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0) {
@@ -76,7 +80,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	/* One catalog handle for all of it: each open costs a schema read. */
 	struct mz_sup_opts so = {.store_root = root, .store = s, .name = o.name, .stdio = {0, 1, 2},
 				 .tty = isatty(0), .ready_fd = -1,
-				 .stop_timeout_s = o.stop_timeout_s};
+				 .stop_timeout_s = o.stop_timeout_s, .cpulat = &lat};
 	int status = 0;
 	r = mz_supervise(&so, &status, &err);
 	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
@@ -89,6 +93,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 				e2 ? e2->msg : "");
 	}
 	mz_store_close(s);
+	mz_cpulat_close(&lat);
 	mz_debug("run: %s: removed", o.name);
 	return code;
 }

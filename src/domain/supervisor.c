@@ -35,6 +35,7 @@
 
 #include "../fs/fs.h"
 #include "../net/net.h"
+#include "../lib/cpulat.h"
 #include "../lib/log.h"
 #include "../lib/thread.h"
 #include "../lib/util.h"
@@ -591,6 +592,13 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 
 int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 {
+	/* A start and a stop are chains of wakeups between this process, its
+	 * threads and the domain's first processes, each on whichever CPU is
+	 * idle; idle CPUs poll meanwhile where waking a halted one costs
+	 * (lib/cpulat.h), not while the domain just runs. */
+	struct mz_cpulat own_lat = MZ_CPULAT_INIT;
+	struct mz_cpulat *lat = o->cpulat ? o->cpulat : &own_lat;
+	mz_cpulat_hold(lat);
 	int ready_fd = o->ready_fd;
 	mz_store *s = o->store;
 	struct mz_domain_rec rec = {0};
@@ -796,7 +804,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			s = NULL;
 		}
 		malloc_trim(0);
+		mz_cpulat_release(lat);
 		r = wait_init(o, &proc, o->console ? &con : NULL, &ctl, status, err);
+		mz_cpulat_hold(lat);
 		mz_debug("stop: %s: init exited", o->name);
 	}
 
@@ -861,6 +871,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (s != o->store)
 		mz_store_close(s);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	mz_cpulat_close(&own_lat);
 	return r;
 }
 

@@ -16,6 +16,7 @@
 #include "../lib/error.h"
 
 struct mz_store;
+struct mz_cpulat;
 struct mz_sup_opts {
 	const char *store_root;
 	struct mz_store *store;  /* an open handle to use (this process's, not
@@ -30,6 +31,8 @@ struct mz_sup_opts {
 				    once the domain is claimed */
 	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs */
 	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
+	struct mz_cpulat *cpulat; /* the caller's CPU latency request, held since
+				     before the domain was made (run), or NULL */
 };
 
 /* Run the domain until its init exits; *status gets init's wait status. */

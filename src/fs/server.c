@@ -428,12 +428,6 @@ int64_t fs_wait_ns(struct fs_server *S, int waiter)
 	return left > 0 ? left : 0;
 }
 
-int fs_wait_ms(struct fs_server *S, int waiter)
-{
-	int64_t ns = fs_wait_ns(S, waiter);
-	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
-}
-
 void fs_idle(struct fs_server *S)
 {
 	pthread_mutex_lock(&S->lock);
@@ -477,6 +471,34 @@ static void fs_shrink(struct fs_server *S)
 	pthread_mutex_unlock(&S->lock);
 }
 
+/* A request came in: idle CPUs poll from now on (the one its sender waits
+ * on included, before we reply) until FS_CPULAT_NS after the last one. */
+static void fs_busy(struct fs_server *S)
+{
+	mz_cpulat_hold(&S->cpulat);
+	S->cpulat_until_ns = mono_ns() + FS_CPULAT_NS;
+}
+
+/* poll's timeout in ms: the earliest of the catalog batch's flush, the end
+ * of the CPU latency request and the idle shrink (-1: none). */
+static int fs_loop_timeout(struct fs_server *S)
+{
+	int64_t now = mono_ns();
+	int64_t ns = fs_wait_ns(S, FS_WAITER_DEV);
+	if (S->cpulat.held) {
+		int64_t left = S->cpulat_until_ns - now;
+		if (left < 0)
+			left = 0;
+		if (ns < 0 || left < ns)
+			ns = left;
+	}
+	if (ns < 0 && S->shrink_due_ns) {
+		int64_t left = S->shrink_due_ns - now;
+		ns = left > 0 ? left : 0;
+	}
+	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+}
+
 static int fs_loop(struct fs_server *S, mz_error_t *err)
 {
 	struct pollfd p[2] = {{.fd = S->dev_fd, .events = POLLIN},
@@ -492,6 +514,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			if (len < 0 && errno == ENODEV)
 				return 0;
 			if (len > 0) {
+				fs_busy(S);
 				fs_serve_one(S, len);
 				spin_until = mono_ns() + FS_SPIN_NS;
 				S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;
@@ -499,18 +522,15 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 			continue;
 		}
 		spin_until = 0;
-		int timeout = fs_wait_ms(S, FS_WAITER_DEV);
-		if (timeout < 0 && S->shrink_due_ns) {
-			int64_t left = S->shrink_due_ns - mono_ns();
-			timeout = left > 0 ? (int)(left / 1000000) + 1 : 0;
-		}
-		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, timeout);
+		int n = poll(p, S->ctl_fd >= 0 ? 2 : 1, fs_loop_timeout(S));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mz_error_sys(err, errno, "poll");
 		}
 		if (n == 0) {
+			if (S->cpulat.held && mono_ns() >= S->cpulat_until_ns)
+				mz_cpulat_release(&S->cpulat);
 			fs_idle(S);
 			if (S->shrink_due_ns && mono_ns() >= S->shrink_due_ns)
 				fs_shrink(S);
@@ -528,6 +548,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 				return 0; /* unmounted */
 			return mz_error_sys(err, errno, "read /dev/fuse");
 		}
+		fs_busy(S);
 		fs_serve_one(S, len);
 		spin_until = mono_ns() + FS_SPIN_NS;
 		S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;
@@ -567,6 +588,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 {
 	struct fs_server *S = xcalloc(1, sizeof(*S));
 	S->dev_fd = S->ctl_fd = -1;
+	S->cpulat = (struct mz_cpulat)MZ_CPULAT_INIT;
 	pthread_mutex_init(&S->lock, NULL);
 	S->flush_owner = FS_WAITER_DEV;
 	S->layer = layer;
@@ -679,6 +701,7 @@ void mz_fs_stop(struct fs_server *S)
 		return;
 	fs_uring_stop(S);
 	fs_control_close(S);
+	mz_cpulat_close(&S->cpulat);
 	for (int i = 0; i < 64; i++)
 		if (S->op_count[i])
 			mz_debug("opcode %d: %llu requests", i, (unsigned long long)S->op_count[i]);
