@@ -108,7 +108,7 @@ struct fs_server {
 		int64_t failed_ns;  /* when the last batch failed */
 	} space;
 	/* The /dev/fuse loop's CPU latency request (lib/cpulat.h): held from a
-	 * request until FS_CPULAT_NS after the last one. */
+	 * request that came while spinning until FS_CPULAT_NS after the last. */
 	struct mz_cpulat cpulat;
 	int64_t cpulat_until_ns;
 	uint64_t op_count[64]; /* requests per opcode (logged at exit, debug) */
@@ -140,12 +140,13 @@ int fs_sync(struct fs_server *S, mz_error_t *err);
  * 4.7 -> 3.9 s; on io_uring: open()+close() 15 -> 6 us.  An idle tree costs
  * nothing: the spin starts only after a request. */
 #define FS_SPIN_NS (50 * 1000)
-/* ... and while requests come, idle CPUs are asked to poll instead of
- * halting (lib/cpulat.h), for this long after the last one: the process
- * that made a request waits for the reply on a CPU that has gone idle, and
- * waking it from a halt costs more than the server's whole work.  Measured
- * on /dev/fuse: open()+close() 19.4 -> 11.3 us.  Longer than the spin, so
- * that a burst with short gaps does not ask again at each request (~7 us). */
+/* ... and while requests come in a burst (the next one during the spin),
+ * idle CPUs are asked to poll instead of halting (lib/cpulat.h), for this
+ * long after the last one: the process that made a request waits for the
+ * reply on a CPU that has gone idle, and waking it from a halt costs more
+ * than the server's whole work.  Measured on /dev/fuse: open()+close()
+ * 19.4 -> 11.3 us.  Longer than the spin, so that a burst with short gaps
+ * does not ask again at each request (~7 us). */
 #define FS_CPULAT_NS (1000 * 1000)
 
 /* Without the lock: how long waiter may sleep for the catalog batch's flush

@@ -142,8 +142,8 @@ int fs_kill_suidgid(struct fs_server *S, mz_ino ino, mz_error_t *err)
 	/* As a local file system does on write, truncate and chown by someone
 	 * without CAP_FSETID: drop set-uid, set-gid when group-executable, and
 	 * file capabilities. */
-	struct mz_inode a;
-	int rc = mz_view_getattr(S->view, ino, &a, err);
+	struct mz_inode a; /* its mode only: no stat of the object */
+	int rc = mz_view_getattr_row(S->view, ino, &a, err);
 	if (rc < 0 || !S_ISREG(a.mode))
 		return rc;
 	uint32_t mode = a.mode & ~S_ISUID;

@@ -140,8 +140,8 @@ int fs_handle_fd(const struct fs_handle *h)
 static int open_object(struct fs_server *S, mz_ino ino, uint32_t flags,
 		       struct mz_fuse_open_out *o, mz_error_t *err)
 {
-	struct mz_inode a;
-	int rc = mz_view_getattr(S->view, ino, &a, err);
+	struct mz_inode a; /* the mode and the object: no stat of the object */
+	int rc = mz_view_getattr_row(S->view, ino, &a, err);
 	if (rc < 0)
 		return rc;
 	if (!S_ISREG(a.mode))

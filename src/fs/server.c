@@ -471,12 +471,23 @@ static void fs_shrink(struct fs_server *S)
 	pthread_mutex_unlock(&S->lock);
 }
 
-/* A request came in: idle CPUs poll from now on (the one its sender waits
- * on included, before we reply) until FS_CPULAT_NS after the last one. */
+/* A request came in while we were still spinning after the previous one:
+ * the tree is busy, and idle CPUs poll from now on (the one its sender
+ * waits on included, before we reply) until FS_CPULAT_NS after the last
+ * request.  A request that finds us asleep alone does not ask: a tree
+ * used now and then, by a thousand domains, would keep the machine's idle
+ * CPUs spinning for a millisecond at every one. */
 static void fs_busy(struct fs_server *S)
 {
 	mz_cpulat_hold(&S->cpulat);
 	S->cpulat_until_ns = mono_ns() + FS_CPULAT_NS;
+}
+
+/* A request after a sleep: it renews a request held still, asks nothing. */
+static void fs_woken(struct fs_server *S)
+{
+	if (S->cpulat.held)
+		S->cpulat_until_ns = mono_ns() + FS_CPULAT_NS;
 }
 
 /* poll's timeout in ms: the earliest of the catalog batch's flush, the end
@@ -548,7 +559,7 @@ static int fs_loop(struct fs_server *S, mz_error_t *err)
 				return 0; /* unmounted */
 			return mz_error_sys(err, errno, "read /dev/fuse");
 		}
-		fs_busy(S);
+		fs_woken(S);
 		fs_serve_one(S, len);
 		spin_until = mono_ns() + FS_SPIN_NS;
 		S->shrink_due_ns = spin_until + SHRINK_IDLE_NS;

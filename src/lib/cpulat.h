@@ -13,8 +13,9 @@
  * is closed, so also when the process dies, however it dies.
  *
  * It costs CPU time: while a request is held, every idle CPU of the machine
- * spins.  So a tree server holds one only while it is busy (a request in the
- * last millisecond, fs/server.c), and only where it pays: by default on such
+ * spins.  So a tree server holds one only while it is busy (requests in a
+ * burst, and for a millisecond after, fs/server.c), a supervisor only while
+ * it starts or stops its domain, and only where it pays: by default on such
  * a halting guest alone (see mz_cpulat_wanted); MEZZO_CPU_LATENCY=0 turns it
  * off, =1 on, anywhere.
  */

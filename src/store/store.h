@@ -204,6 +204,11 @@ int mz_view_reload(mz_view *v, mz_error_t *err);
 
 int mz_view_lookup(mz_view *v, mz_ino dir, const char *name, mz_ino *out, mz_error_t *err);
 int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *out, mz_error_t *err);
+/* The same without a stat of a file's object: its size, blocks and times
+ * are the catalog's, stale for an object written since; the mode, ids,
+ * links and object are current.  For callers that need only those (an
+ * open), to whom the stat was most of a request's work. */
+int mz_view_getattr_row(mz_view *v, mz_ino ino, struct mz_inode *out, mz_error_t *err);
 /* The whole merged listing of dir, sorted by name (stable for a reader that
  * keeps it).  Free with mz_dirents_free. */
 int mz_view_readdir(mz_view *v, mz_ino dir, struct mz_dirent **out, size_t *n,

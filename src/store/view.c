@@ -219,7 +219,8 @@ static bool inode_fill_from_object(mz_view *v, struct mz_inode *a)
 
 static int getattr_db(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err);
 
-int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+static int getattr_cached(mz_view *v, mz_ino ino, struct mz_inode *a, struct vcache **out,
+			  mz_error_t *err)
 {
 	struct vcache *c = imap_get(&v->cache, ino);
 	if (c == NULL) {
@@ -229,6 +230,22 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 		c = cache_put(v, a, -1);
 	}
 	*a = c->a;
+	*out = c;
+	return 0;
+}
+
+int mz_view_getattr_row(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	struct vcache *c;
+	return getattr_cached(v, ino, a, &c, err);
+}
+
+int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	struct vcache *c;
+	int r = getattr_cached(v, ino, a, &c, err);
+	if (r < 0)
+		return r;
 	if (c->sealed_filled)
 		return 0;
 	a->blocks = (a->size + 511) / 512;

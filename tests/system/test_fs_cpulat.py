@@ -1,6 +1,7 @@
 """The tree server's CPU latency request (src/lib/cpulat.h).
 
-While requests come, a server on /dev/fuse holds a request of 0 us on
+While requests come in a burst (the next one while the server still spins
+after the previous one), a server on /dev/fuse holds a request of 0 us on
 /dev/cpu_dma_latency, so that idle CPUs poll instead of halting; it withdraws
 it FS_CPULAT_NS (1 ms) after the last request, and the kernel drops it when
 the server dies, however.  MEZZO_CPU_LATENCY=1 asks on any machine, =0 never.
@@ -109,6 +110,29 @@ def test_held_while_busy_and_withdrawn_after(mezzo, workdir):
     finally:
         busy.end()
     assert settle(base) == base
+
+
+def test_not_for_a_request_now_and_then(mezzo, workdir):
+    """One request that finds the server asleep asks nothing: a tree used
+    now and then must not keep the machine's idle CPUs spinning."""
+    base = baseline()
+    mp = mount(mezzo, workdir, "1")
+    # the mount's first steps (the root's attributes, then a lookup) come
+    # together; and a request held then lasts 1 ms
+    os.stat(mp)
+    os.path.exists(os.path.join(mp, "warm"))
+    time.sleep(0.05)
+    for i in range(20):
+        time.sleep(0.02)  # the server's 50 us spin is long over
+        # one LOOKUP of a name never seen (its miss is cached afterwards)
+        assert not os.path.exists(os.path.join(mp, f"nothing-{i}"))
+        assert qos() == base
+    # while a burst still asks (the test's own control)
+    busy = Busy(os.path.join(mp, "f"))
+    try:
+        assert lowest_while(busy, 0.3) == 0
+    finally:
+        busy.end()
 
 
 def test_never_when_turned_off(mezzo, workdir):
