@@ -194,6 +194,9 @@ uint64_t fs_nodeid(struct fs_server *S, mz_ino ino);
 /* Take a kernel reference on ino (after a successful entry reply). */
 struct fs_node *fs_node_ref(struct fs_server *S, mz_ino ino);
 struct fs_node *fs_node_get(struct fs_server *S, mz_ino ino);
+/* mz_view_getattr, the object's size and times read through the node's
+ * backing file when it has one open (an fstat, not a path walk). */
+int fs_getattr(struct fs_server *S, mz_ino ino, struct mz_inode *a, mz_error_t *err);
 /* Drop n kernel references; reaps unlinked inodes nobody holds. */
 void fs_node_unref(struct fs_server *S, struct fs_node *n, uint64_t count);
 void fs_node_maybe_reap(struct fs_server *S, struct fs_node *n);

@@ -94,7 +94,7 @@ static int readdir_common(struct fs_server *S, const struct fs_req *r, bool plus
 			struct fuse_direntplus *dp = (void *)(buf + used);
 			if (k >= 2) {
 				struct mz_inode a;
-				rc = mz_view_getattr(S->view, ino, &a, &err);
+				rc = fs_getattr(S, ino, &a, &err);
 				if (rc < 0) {
 					mz_error_release(&err);
 					continue; /* vanished since the listing: skip */

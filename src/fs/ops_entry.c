@@ -50,7 +50,7 @@ int fs_op_lookup(struct fs_server *S, const struct fs_req *r)
 	}
 	struct mz_inode a;
 	if (rc == 0)
-		rc = mz_view_getattr(S->view, ino, &a, &err);
+		rc = fs_getattr(S, ino, &a, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	return reply_entry(S, r, &a);
@@ -82,7 +82,7 @@ static int reply_attr(struct fs_server *S, const struct fs_req *r, mz_ino ino)
 {
 	mz_error_t err = NULL;
 	struct mz_inode a;
-	int rc = mz_view_getattr(S->view, ino, &a, &err);
+	int rc = fs_getattr(S, ino, &a, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	struct fuse_attr_out o = {.attr_valid = FS_TTL_SEC};

@@ -249,7 +249,7 @@ static int create_common(struct fs_server *S, const struct fs_req *r, const char
 	if (rc == 0)
 		rc = open_object(S, out.ino, in->flags & ~O_TRUNC, &o, &err);
 	if (rc == 0)
-		rc = mz_view_getattr(S->view, out.ino, &out, &err);
+		rc = fs_getattr(S, out.ino, &out, &err);
 	if (rc < 0)
 		return fs_fail(S, r, rc, &err);
 	struct fuse_entry_out e;

@@ -104,6 +104,16 @@ struct fs_node *fs_node_get(struct fs_server *S, mz_ino ino)
 	return imap_get(&S->nodes, ino);
 }
 
+int fs_getattr(struct fs_server *S, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	/* a file being written is open (or was just now: its backing stays
+	 * open in the LRU): tar's SETATTRs, each answered with attributes */
+	struct fs_node *n = fs_node_get(S, ino);
+	if (n && n->bk_id > 0)
+		return mz_view_getattr_fd(S->view, ino, a, n->bk_obj, n->bk_fd, err);
+	return mz_view_getattr(S->view, ino, a, err);
+}
+
 struct fs_node *fs_node_ref(struct fs_server *S, mz_ino ino)
 {
 	struct fs_node *n = imap_get(&S->nodes, ino);

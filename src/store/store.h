@@ -209,6 +209,11 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *out, mz_error_t *er
  * links and object are current.  For callers that need only those (an
  * open), to whom the stat was most of a request's work. */
 int mz_view_getattr_row(mz_view *v, mz_ino ino, struct mz_inode *out, mz_error_t *err);
+/* mz_view_getattr, with fd an open file of object obj (-1: none): if obj is
+ * the inode's object, its size and times are read with fstat(fd), no path
+ * walk to the object file. */
+int mz_view_getattr_fd(mz_view *v, mz_ino ino, struct mz_inode *out, mz_oid obj, int fd,
+		       mz_error_t *err);
 /* The whole merged listing of dir, sorted by name (stable for a reader that
  * keeps it).  Free with mz_dirents_free. */
 int mz_view_readdir(mz_view *v, mz_ino dir, struct mz_dirent **out, size_t *n,

@@ -198,13 +198,18 @@ int mz_view_lookup(mz_view *v, mz_ino dir, const char *name, mz_ino *out, mz_err
 
 /* false if the object file cannot be stat'ed (store check reports that):
  * a keeps the catalog's values */
-static bool inode_fill_from_object(mz_view *v, struct mz_inode *a)
+static bool inode_fill_from_object(mz_view *v, struct mz_inode *a, mz_oid obj, int fd)
 {
 	char rel[32];
 	struct stat stb;
-	mz_object_relpath(a->object, rel);
-	if (fstatat(v->s->objects_fd, rel, &stb, AT_SYMLINK_NOFOLLOW) < 0)
-		return false;
+	if (fd >= 0 && obj == a->object) {
+		if (fstat(fd, &stb) < 0)
+			return false;
+	} else {
+		mz_object_relpath(a->object, rel);
+		if (fstatat(v->s->objects_fd, rel, &stb, AT_SYMLINK_NOFOLLOW) < 0)
+			return false;
+	}
 	a->blocks = stb.st_blocks;
 	a->size = stb.st_size;
 	if (a->object_sealed)
@@ -240,7 +245,8 @@ int mz_view_getattr_row(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *
 	return getattr_cached(v, ino, a, &c, err);
 }
 
-int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+int mz_view_getattr_fd(mz_view *v, mz_ino ino, struct mz_inode *a, mz_oid obj, int fd,
+		       mz_error_t *err)
 {
 	struct vcache *c;
 	int r = getattr_cached(v, ino, a, &c, err);
@@ -249,12 +255,17 @@ int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 	if (c->sealed_filled)
 		return 0;
 	a->blocks = (a->size + 511) / 512;
-	if (a->object && inode_fill_from_object(v, a) && a->object_sealed) {
+	if (a->object && inode_fill_from_object(v, a, obj, fd) && a->object_sealed) {
 		c->a.size = a->size;
 		c->a.blocks = a->blocks;
 		c->sealed_filled = true;
 	}
 	return 0;
+}
+
+int mz_view_getattr(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	return mz_view_getattr_fd(v, ino, a, 0, -1, err);
 }
 
 static int getattr_db(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)

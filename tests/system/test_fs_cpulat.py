@@ -158,3 +158,16 @@ def test_dropped_when_the_server_is_killed(mezzo, workdir):
         assert settle(base) == base
     finally:
         busy.end()
+
+
+def test_a_domain_does_not_inherit_it(mezzo):
+    """A supervisor holds a request while it starts its domain, and the tree
+    server one while it serves: no process of the domain may hold the file
+    (it could keep the machine's idle CPUs spinning for good)."""
+    mezzo.run("image", "busybox")
+    p = mezzo.run("run", "--rm", "--", "/bin/sh", "-c",
+                  "ls -l /proc/1/fd/ /proc/self/fd/; cat /proc/self/status | grep -i '^pid'",
+                  env={"MEZZO_CPU_LATENCY": "1"})
+    assert "/proc/1/fd/:" in p.stdout and "/proc/self/fd/:" in p.stdout, p.stdout
+    assert "->" in p.stdout, p.stdout  # the listings show fds at all
+    assert "cpu_dma_latency" not in p.stdout, p.stdout

@@ -315,7 +315,7 @@ static void test_cached_rows_match_the_catalog(void **state)
 
 /* getattr_row: the row as the catalog has it, without a stat of the
  * object; getattr: with the object's size, which passthrough writes change
- * behind the catalog's back. */
+ * behind the catalog's back; getattr_fd: the same through an open file. */
 static void test_getattr_row_skips_the_object(void **state)
 {
 	struct store_fx *f = *state;
@@ -341,6 +341,20 @@ static void test_getattr_row_skips_the_object(void **state)
 	assert_int_equal(row.object, obj);
 	assert_int_equal(full.object, obj);
 	assert_int_equal(mz_view_getattr_row(w, 999999, &row, &err), -ENOENT);
+	/* getattr_fd reads the size through the fd given for the inode's
+	 * object, and only for that object: a file of another size tells which */
+	char tmp[] = "/tmp/mezzo-test-fd-XXXXXX";
+	int other = mkstemp(tmp);
+	assert_true(other >= 0);
+	unlink(tmp);
+	assert_int_equal(pwrite(other, "123456789", 9, 0), 9);
+	assert_int_equal(mz_view_getattr_fd(w, file.ino, &full, obj, other, &err), 0);
+	assert_int_equal(full.size, 9);
+	assert_int_equal(mz_view_getattr_fd(w, file.ino, &full, obj + 1, other, &err), 0);
+	assert_int_equal(full.size, 5);
+	assert_int_equal(mz_view_getattr_fd(w, file.ino, &full, obj, -1, &err), 0);
+	assert_int_equal(full.size, 5);
+	close(other);
 	mz_view_close(w);
 }
 
