@@ -616,6 +616,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			mz_store_close(s);
 		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
 		tell(&ready_fd, m);
+		mz_cpulat_close(&own_lat);
 		return r;
 	}
 	/* The run directory holds the console, the supervisor's log and a LAN's
