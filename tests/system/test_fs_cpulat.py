@@ -9,6 +9,7 @@ the server dies, however.  MEZZO_CPU_LATENCY=1 asks on any machine, =0 never.
 Reading /dev/cpu_dma_latency gives the aggregate of all requests: the least
 bound asked by anyone, or the default (2000 s) when nobody asks.
 """
+import json
 import os
 import signal
 import struct
@@ -81,7 +82,6 @@ def lowest_while(busy, seconds=0.5):
 
 
 def server_pid(mezzo):
-    import json
     trees = json.loads(mezzo.run("--json", "fs", "ls").stdout)
     return [t for t in trees if t["name"] == "t"][0]["server_pid"]
 
