@@ -230,12 +230,28 @@ static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 			close(p.pidfd);
 		if (r < 0)
 			return r;
+	} else if (sig == SIGKILL) {
+		/* still starting the domain (no init yet): it stops it as soon
+		 * as it runs, instead of us waiting for a domain that stays */
+		kill(rec.sup_pid, SIGTERM);
 	}
 	if (sig != SIGTERM && sig != SIGKILL)
 		return 0;
 	if (!wait_gone(rec.sup_pid, (timeout_s + 10) * 1000))
 		return mz_error(err, ETIMEDOUT, "domain '%s' did not stop in time", name);
-	return 0;
+	/* A supervisor killed meanwhile (kill -9, the OOM killer) leaves its
+	 * domain's processes and cgroups behind, and the record no longer
+	 * names a supervisor: `rm --force` then removed the record and left
+	 * them for good (seen in test_crash).  So reap them, unless another
+	 * supervisor has the domain by now; nothing is left after a supervisor
+	 * that ended well. */
+	mz_domain_rec_free(&rec);
+	if ((r = mz_domain_rec_get(s, name, &rec, err)) < 0)
+		return r == -ENOENT ? (mz_error_release(err), 0) : r;
+	mz_domain_rec_free(&rec);
+	if (rec.sup_pid)
+		return 0;
+	return mz_domain_reap_orphan(mz_store_root(s), name, err);
 }
 
 static const char stop_usage[] =

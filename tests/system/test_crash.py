@@ -1,5 +1,6 @@
 """Crash safety: kill -9 of any mezzo process at any moment leaves a store
 that `mezzo store check` finds consistent, and loses nothing fsync'ed."""
+import glob
 import json
 import os
 import random
@@ -190,6 +191,15 @@ def abort_fuse(devs, workdir):
         subprocess.run(["umount", ctl], check=True)
 
 
+def cgroup_tag(root):
+    """The store's tag in its domains' cgroup names (supervisor.c,
+    mz_domain_cgroup_name: FNV-1a of the store root, folded to 32 bits)."""
+    h = 1469598103934665603
+    for b in os.path.realpath(root).encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%08x" % ((h ^ (h >> 32)) & 0xFFFFFFFF)
+
+
 def test_domains_killed_at_random_moments(mezzo, workdir):
     """kill -9 of the CLIs and supervisors (and of a domain's first
     processes before they exec) while domains come and go: no process is
@@ -230,4 +240,8 @@ def test_domains_killed_at_random_moments(mezzo, workdir):
     assert json.loads(mezzo.run("--json", "ls").stdout) == []
     with open("/proc/self/mountinfo") as f:
         assert mezzo.root not in f.read()
+    # and none of their cgroups: an `rm --force` that found a supervisor
+    # still starting its domain, killed meanwhile, used to leave them
+    left = glob.glob(f"/sys/fs/cgroup/**/mezzo/*.{cgroup_tag(mezzo.root)}", recursive=True)
+    assert not left, f"cgroups left behind: {left}"
     check_consistent(mezzo)
