@@ -231,9 +231,9 @@ static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 		if (r < 0)
 			return r;
 	} else if (sig == SIGKILL) {
-		/* still starting the domain (no init yet): it stops it as soon
-		 * as it runs, instead of us waiting for a domain that stays */
-		kill(rec.sup_pid, SIGTERM);
+		/* still starting the domain (no init to kill yet): kill the
+		 * supervisor, and reap what it made below */
+		kill(rec.sup_pid, SIGKILL);
 	}
 	if (sig != SIGTERM && sig != SIGKILL)
 		return 0;
