@@ -477,9 +477,6 @@ static int copy_up(mz_view *v, struct mz_inode *a, mz_error_t *err)
  * A failed transaction drops the whole cache (TX), a failed batch too. */
 static int inode_store(mz_view *v, const struct mz_inode *a, mz_error_t *err)
 {
-	struct vcache *old = imap_del(&v->cache, a->ino);
-	int8_t has_xattr = old ? old->has_xattr : -1;
-	free(old);
 	sqlite3_stmt *st = store_stmt(
 		v->s, "UPDATE inode SET mode = ?, uid = ?, gid = ?, nlink = ?, rdev = ?, size = ?, "
 		      "atime = ?, mtime = ?, ctime = ?, object = NULLIF(?, 0) "
@@ -497,8 +494,15 @@ static int inode_store(mz_view *v, const struct mz_inode *a, mz_error_t *err)
 	sqlite3_bind_int64(st, 11, v->chain[0]);
 	sqlite3_bind_int64(st, 12, a->ino);
 	int r = store_step_done(v->s, st, err, "update inode");
-	if (r == 0)
-		cache_put(v, a, has_xattr);
+	struct vcache *c = imap_get(&v->cache, a->ino);
+	if (r < 0) {
+		cache_drop(v, a->ino);
+	} else if (c) { /* in place: a write is no malloc and free */
+		c->a = *a;
+		c->sealed_filled = false;
+	} else {
+		cache_put(v, a, -1);
+	}
 	return r;
 }
 

@@ -154,14 +154,22 @@ static void test_snapshot_moves_changes(void **state)
 	mz_view_close(w);
 }
 
+/* A new tree named name, made from the base version, open as a view. */
+static mz_view *new_tree(mz_store *s, const char *name)
+{
+	mz_error_t err = NULL;
+	mz_lid v = fx_base_version(s, "base"), t;
+	assert_int_equal(mz_tree_create(s, v, name, 0, &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(s, t, &w, &err), 0);
+	return w;
+}
+
 static void test_hardlinks_and_reap(void **state)
 {
 	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = fx_base_version(f->s, "base"), t;
-	assert_int_equal(mz_tree_create(f->s, v, "h", 0, &t, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_view *w = new_tree(f->s, "h");
 	mz_ino root = mz_view_root(w), sh = fx_walk(w, "bin/sh"), gone = 7;
 	assert_int_equal(mz_view_link(w, sh, root, "sh2", &err), 0);
 	struct mz_inode a;
@@ -266,10 +274,7 @@ static void test_cached_rows_match_the_catalog(void **state)
 {
 	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = fx_base_version(f->s, "base"), t;
-	assert_int_equal(mz_tree_create(f->s, v, "c", 0, &t, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_view *w = new_tree(f->s, "c");
 	mz_ino root = mz_view_root(w), etc = fx_walk(w, "etc"), pw = fx_walk(w, "etc/passwd");
 	/* a directory, changed by each entry made in it */
 	struct mz_inode a = fx_attr(S_IFDIR | 0755), d, file;
@@ -320,10 +325,7 @@ static void test_getattr_row_skips_the_object(void **state)
 {
 	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid v = fx_base_version(f->s, "base"), t;
-	assert_int_equal(mz_tree_create(f->s, v, "r", 0, &t, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_view *w = new_tree(f->s, "r");
 	struct mz_inode a = fx_attr(S_IFREG | 0640), file, row, full;
 	assert_int_equal(mz_view_create(w, mz_view_root(w), "f", &a, 0, NULL, &file, &err), 0);
 	mz_oid obj;
