@@ -360,6 +360,61 @@ static void test_getattr_row_skips_the_object(void **state)
 	mz_view_close(w);
 }
 
+/* Changes that read only an inode's row (chmod, chown, link, rename, xattrs)
+ * write its older size and times back as they are: a private object's file
+ * stays the truth for those, for getattr and for a version sealed later. */
+static void test_row_changes_keep_the_files_size_and_times(void **state)
+{
+	struct store_fx *f = *state;
+	mz_error_t err = NULL;
+	mz_lid base = fx_base_version(f->s, "base"), t, ver;
+	assert_int_equal(mz_tree_create(f->s, base, "k", 0, &t, &err), 0);
+	mz_view *w;
+	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_ino root = mz_view_root(w);
+	struct mz_inode a = fx_attr(S_IFREG | 0640), file, got;
+	assert_int_equal(mz_view_create(w, root, "f", &a, 0, NULL, &file, &err), 0);
+	mz_oid obj;
+	assert_int_equal(mz_view_make_writable(w, file.ino, -1, &obj, &err), 0);
+	int fd = mz_object_open(f->s, obj, O_WRONLY, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "12345", 5, 0), 5); /* as a passthrough write */
+	const struct timespec ts[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1200000000, .tv_nsec = 5}};
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+	const int64_t at = 1000000000LL * 1000000000, mt = 1200000000LL * 1000000000 + 5;
+
+	struct mz_inode n = {.mode = 0600, .uid = 7, .gid = 8};
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_MODE, &err), 0);
+	assert_int_equal(mz_view_setattr(w, file.ino, &n, MZ_SET_UID | MZ_SET_GID, &err), 0);
+	assert_int_equal(mz_view_link(w, file.ino, root, "g", &err), 0);
+	assert_int_equal(mz_view_rename(w, root, "g", root, "h", 0, NULL, &err), 0);
+	assert_int_equal(mz_view_setxattr(w, file.ino, "user.a", "1", 1, 0, &err), 0);
+	assert_int_equal(mz_view_removexattr(w, file.ino, "user.a", &err), 0);
+	assert_int_equal(mz_view_removexattr(w, file.ino, "user.b", &err), -ENODATA);
+	assert_int_equal(mz_view_unlink(w, root, "h", false, NULL, &err), 0);
+	assert_int_equal(mz_view_getattr(w, file.ino, &got, &err), 0);
+	assert_int_equal(got.size, 5);
+	assert_int_equal(got.atime_ns, at);
+	assert_int_equal(got.mtime_ns, mt);
+	assert_int_equal(got.mode, S_IFREG | 0600);
+	assert_int_equal(got.uid, 7);
+	assert_int_equal(got.gid, 8);
+	assert_int_equal(got.nlink, 1);
+	mz_view_close(w);
+
+	/* frozen into a version, then sealed: the rows get the file's values */
+	assert_int_equal(mz_tree_snapshot(f->s, t, "k1", &ver, &err), 0);
+	struct mz_dedup_report rep;
+	assert_int_equal(mz_store_dedup(f->s, &rep, &err), 0);
+	assert_int_equal(mz_view_open(f->s, ver, &w, &err), 0);
+	assert_int_equal(mz_view_getattr(w, fx_walk(w, "f"), &got, &err), 0);
+	assert_true(got.object_sealed);
+	assert_int_equal(got.size, 5);
+	assert_int_equal(got.mtime_ns, mt);
+	mz_view_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +430,8 @@ int main(void)
 						store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_getattr_row_skips_the_object, store_fx_setup,
 						store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_row_changes_keep_the_files_size_and_times,
+						store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
