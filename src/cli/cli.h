@@ -14,6 +14,9 @@
 #include "../lib/error.h"
 #include "../store/store.h"
 
+/* mezzo's version: what `mezzo --version` says. */
+#define MZ_VERSION "0.1.0"
+
 struct cli {
 	const char *root; /* --root, else $MEZZO_ROOT, else /var/lib/mezzo */
 	bool json;        /* --json: machine-readable output where offered */

@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  --json       machine-readable output for listing commands\n"
 	"  -q, --quiet  no progress output\n"
 	"  -h, --help   this text; `mezzo COMMAND --help` for each command\n"
+	"  --version    mezzo's version and the catalog schema it uses\n"
 	"\n"
 	"Environment:\n"
 	"  MEZZO_ROOT=DIR         the store root, as --root\n"
@@ -138,6 +139,10 @@ int main(int argc, char **argv)
 			c.quiet = true;
 		else if (cli_is_help(argv[i])) {
 			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			/* two "key value" lines: the first for people, both for scripts */
+			printf("mezzo %s\ncatalog-schema %d\n", MZ_VERSION, mz_store_schema_version());
 			return EXIT_OK;
 		} else {
 			fprintf(stderr, "mezzo: unknown option '%s'\n%s", argv[i], usage_text);

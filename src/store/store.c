@@ -314,6 +314,11 @@ static int store_make_dirs(mz_store *s, mz_error_t *err)
 	return 0;
 }
 
+int mz_store_schema_version(void)
+{
+	return MZ_SCHEMA_VERSION;
+}
+
 int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
 {
 	mz_store *s = xcalloc(1, sizeof(*s));

@@ -46,6 +46,9 @@ typedef int64_t mz_lid;  /* layer id, > 0 */
 const char *mz_store_default_root(const char *explicit_root);
 /* Open (and create if missing) the store at root. */
 int mz_store_open(const char *root, mz_store **out, mz_error_t *err);
+/* The catalog schema this build reads and writes (it upgrades older ones,
+ * refuses newer ones). */
+int mz_store_schema_version(void);
 void mz_store_close(mz_store *s);
 void mz_store_closep(mz_store **s);
 #define cleanup_store __attribute__((cleanup(mz_store_closep)))

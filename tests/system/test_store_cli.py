@@ -8,6 +8,7 @@ import an image (and mount a tree) and are skipped while `mezzo image` /
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -179,6 +180,14 @@ def test_df_and_info(mezzo):
     i = json.loads(mezzo.run("--json", "store", "info").stdout)
     assert i["objects"] == 1 and i["images"] == 0
     assert i["catalog_bytes"] > 0
+
+
+def test_version(mezzo):
+    p = mezzo.run("--version")
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(r"mezzo \d+\.\d+\.\d+", lines[0]), p.stdout
+    assert re.fullmatch(r"catalog-schema [1-9]\d*", lines[1]), p.stdout
+    assert "--version" in mezzo.run("--help").stdout
 
 
 def test_usage(mezzo):
