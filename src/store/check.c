@@ -554,7 +554,7 @@ static int orphan_cb(const struct store_orphan *o, void *arg)
 	switch (o->kind) {
 	case STORE_ORPHAN_YOUNG:
 		note(c, "objects/%s has no catalog row yet (%llds old): an import may be "
-			"committing it",
+			"committing it, or a tree server may have made it ahead",
 		     o->rel, (long long)o->age_s);
 		break;
 	case STORE_ORPHAN_OLD:

@@ -67,17 +67,20 @@ int mz_object_tmpfile(mz_store *s, mz_error_t *err)
 	return fd;
 }
 
-static int object_insert(mz_store *s, const uint8_t *hash, int64_t size, mz_oid *out,
+/* A new object's row: id 0 takes the next id, else id is one reserved for
+ * us (pool.c). */
+static int object_insert(mz_store *s, mz_oid id, const uint8_t *hash, int64_t size, mz_oid *out,
 			 mz_error_t *err)
 {
 	sqlite3_stmt *st = store_stmt(
-		s, "INSERT INTO object(hash, size, refs, created) VALUES (?, ?, 0, ?)");
+		s, "INSERT INTO object(id, hash, size, refs, created) VALUES (NULLIF(?, 0), ?, ?, 0, ?)");
+	sqlite3_bind_int64(st, 1, id);
 	if (hash)
-		sqlite3_bind_blob(st, 1, hash, MZ_HASH_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, hash, MZ_HASH_LEN, SQLITE_STATIC);
 	else
-		sqlite3_bind_null(st, 1);
-	sqlite3_bind_int64(st, 2, size);
-	sqlite3_bind_int64(st, 3, now_ns());
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, size);
+	sqlite3_bind_int64(st, 4, now_ns());
 	int r = store_step_done(s, st, err, "insert object");
 	if (r < 0)
 		return r;
@@ -142,7 +145,7 @@ int mz_object_seal_tmpfile(mz_store *s, int fd, const uint8_t *hash_or_null, mz_
 	mz_oid id;
 	r = fchmod(fd, 0400) < 0 ? mz_error_sys(err, errno, "cannot chmod new object") : 0;
 	if (r == 0)
-		r = object_insert(s, hash, stb.st_size, &id, err);
+		r = object_insert(s, 0, hash, stb.st_size, &id, err);
 	if (r == 0)
 		r = object_link_fd(s, fd, id, err);
 	if (r < 0) {
@@ -160,20 +163,23 @@ int mz_object_create_private(mz_store *s, mz_oid *out, int *fd_out, mz_error_t *
 	int r = mz_store_begin(s, err);
 	if (r < 0)
 		return r;
-	mz_oid id;
-	r = object_insert(s, NULL, 0, &id, err);
+	/* one made ahead if there is one (pool.c): named already, its id ours;
+	 * taken inside the transaction, so no gc can remove it any more */
+	mz_oid id = 0;
+	int fd = store_pool_take(s, &id);
+	char rel[32];
+	r = object_insert(s, fd >= 0 ? id : 0, NULL, 0, &id, err);
+	mz_object_relpath(id, rel);
 	if (r < 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlinkat(s->objects_fd, rel, 0);
+		}
 		mz_store_rollback(s);
 		return r;
 	}
-	char rel[32];
-	mz_object_relpath(id, rel);
-	/* one made ahead if there is one (pool.c), named now */
-	int fd = store_pool_take(s);
-	if (fd >= 0 && object_link_fd(s, fd, id, NULL) < 0) {
-		close(fd);
-		fd = -1;
-	}
+	/* A file already at that name can only be an orphan of a rolled-back
+	 * transaction (we hold the write lock, and the row id is free). */
 	if (fd < 0)
 		fd = openat(s->objects_fd, rel, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 			    0600);

@@ -2,21 +2,36 @@
  * pool.c — object files made ahead of need.
  *
  * A tree server makes an object file for every regular file a program
- * creates, and the program waits meanwhile.  Making the inode is most of
- * that, and on a journal-less ext4 (as on these machines) the inode
- * allocator also skips inodes deleted in the last minute, reading each one's
- * deletion time (`recently_deleted`): after earlier trees were dropped, that
- * alone was 6.8 % of all CPU time in an untar, a third of the server's.
- * Lustre's object servers precreate objects for the same reason.
+ * creates, and the program waits meanwhile.  Making one is an inode and a
+ * name in objects/xx/: on a journal-less ext4 (as on these machines) the
+ * inode allocator also skips inodes deleted in the last minute, reading
+ * each one's deletion time (`recently_deleted`), and the name is a scan of
+ * the directory's block.  After earlier trees were dropped the first alone
+ * was a third of the server's time in an untar; the name (a `linkat` of an
+ * anonymous file, until session 10) was another tenth.  Lustre's object
+ * servers precreate objects for the same reason.
  *
  * So a store handle that creates files in bursts (a tree server's, see
- * mz_store_set_pool) keeps up to POOL_MAX anonymous files ready, made by a
- * thread of their own (O_TMPFILE in objects/), and mz_object_create_private
- * only gives one a name (linkat).  An anonymous file that is never named
- * goes with its process, whatever way it ends: nothing for `store check` or
- * gc to find.  The thread starts at the first create, refills below
- * POOL_LOW, and after POOL_IDLE_NS without a create closes what it holds and
- * ends: an idle domain keeps neither the thread nor the inodes.
+ * mz_store_set_pool) keeps up to POOL_MAX object files ready, made by a
+ * thread of their own, each already named objects/xx/ID for an id reserved
+ * for this handle: mz_object_create_private only writes its row.
+ *
+ * The ids.  The catalog hands out object ids by AUTOINCREMENT, which never
+ * gives one out twice.  A reservation raises that counter (sqlite_sequence)
+ * by POOL_IDS in a transaction of its own, committed before any of its files
+ * is made, so neither another process nor a later row of ours can take
+ * those ids; our rows then name them explicitly.  A reservation needs the
+ * write lock outside any other transaction, so the server makes it after a
+ * commit (store_pool_reserve) and makes its files itself until then.
+ *
+ * A file made and never used has no row.  The pool unlinks those when it
+ * idles (POOL_IDLE_NS without a create) or closes; after a crash they are
+ * orphans, which store check reports as garbage (not as problems) and gc
+ * removes, like the files of an interrupted import.  A gc may also take a
+ * live pool's file for an orphan (after the grace period, or with
+ * MEZZO_ORPHAN_GRACE_SECONDS=0): a take checks that its file still has its
+ * name, inside the transaction that writes its row, which holds the
+ * catalog's write lock, under which alone gc unlinks (maint.c).
  */
 #include "storeInt.h"
 
@@ -24,32 +39,47 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/log.h"
 #include "../lib/util.h"
 
 #define POOL_MAX 64
 #define POOL_LOW 32
+#define POOL_IDS 1024
 #define POOL_IDLE_NS (2 * 1000000000LL)
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct store_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* the filler waits on it */
 	int objects_fd;      /* the store's (lives longer than the pool) */
 	int fd[POOL_MAX];
+	mz_oid id[POOL_MAX]; /* fd[i] is the file objects/../id[i] */
 	int n;
-	bool running;  /* the filler is at work or waiting */
-	bool joinable; /* a filler was started and not joined yet */
+	mz_oid next, end; /* reserved ids no file was made for yet: [next, end) */
+	bool running;     /* the filler is at work or waiting */
+	bool joinable;    /* a filler was started and not joined yet */
 	bool stop;
-	int64_t last_take_ns; /* CLOCK_MONOTONIC */
+	int64_t last_take_ns; /* CLOCK_MONOTONIC; 0 until the first take */
 	pthread_t th;
 };
 
+/* Unlink and close the files made and not taken (they have no rows). */
 static void pool_drain(struct store_pool *p)
 {
-	while (p->n > 0)
-		close(p->fd[--p->n]);
+	while (p->n > 0) {
+		p->n--;
+		char rel[32];
+		mz_object_relpath(p->id[p->n], rel);
+		if (unlinkat(p->objects_fd, rel, 0) < 0 && errno != ENOENT)
+			mz_debug("pool: cannot remove unused objects/%s: %s", rel, strerror(errno));
+		close(p->fd[p->n]);
+	}
 }
 
 static void *pool_main(void *arg)
@@ -57,20 +87,27 @@ static void *pool_main(void *arg)
 	struct store_pool *p = arg;
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
-		while (p->n < POOL_MAX && !p->stop) {
+		while (p->n < POOL_MAX && p->next < p->end && !p->stop) {
+			mz_oid id = p->next++;
 			pthread_mutex_unlock(&p->lock);
-			int fd = openat(p->objects_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+			char rel[32];
+			mz_object_relpath(id, rel);
+			int fd = openat(p->objects_fd, rel,
+					O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			int e = errno;
 			pthread_mutex_lock(&p->lock);
-			if (fd < 0) { /* full disk, say: creates make their own, and fail */
+			if (fd >= 0) {
+				p->id[p->n] = id;
+				p->fd[p->n++] = fd;
+			} else if (e != EEXIST) { /* a full disk, say: creates make their own, and fail */
 				p->stop = true;
-				break;
-			}
-			p->fd[p->n++] = fd;
+			} /* EEXIST: no file can have a reserved id; skip it all the same */
 		}
-		/* wait for the pool to run low, or give up once no create came
-		 * for POOL_IDLE_NS (a slow creator keeps it, at no cost) */
+		/* wait for the pool to run low (with ids to make more), or give up
+		 * once no create came for POOL_IDLE_NS (a slow creator keeps it, at
+		 * no cost) */
 		bool idle = false;
-		while (!p->stop && p->n >= POOL_LOW && !idle) {
+		while (!p->stop && (p->n >= POOL_LOW || p->next >= p->end) && !idle) {
 			int64_t at = p->last_take_ns + POOL_IDLE_NS;
 			struct timespec until = {.tv_sec = at / 1000000000LL,
 						 .tv_nsec = at % 1000000000LL};
@@ -104,14 +141,24 @@ void mz_store_set_pool(mz_store *s, bool on)
 	}
 }
 
-int store_pool_take(mz_store *s)
+int store_pool_take(mz_store *s, mz_oid *id)
 {
 	struct store_pool *p = s->pool;
 	if (p == NULL)
 		return -1;
 	pthread_mutex_lock(&p->lock);
 	p->last_take_ns = mono_ns();
-	int fd = p->n > 0 ? p->fd[--p->n] : -1;
+	int fd = -1;
+	while (fd < 0 && p->n > 0) {
+		p->n--;
+		fd = p->fd[p->n];
+		*id = p->id[p->n];
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_nlink == 0) { /* a gc took it for an orphan */
+			close(fd);
+			fd = -1;
+		}
+	}
 	if (p->n < POOL_LOW && !p->stop) {
 		if (p->running) {
 			pthread_cond_signal(&p->wake);
@@ -125,6 +172,57 @@ int store_pool_take(mz_store *s)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return fd;
+}
+
+void store_pool_reserve(mz_store *s)
+{
+	struct store_pool *p = s->pool;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	bool need = p->last_take_ns != 0 && !p->stop && p->end - p->next < POOL_MAX;
+	pthread_mutex_unlock(&p->lock);
+	if (!need)
+		return;
+	/* Not a wait for the lock in the middle of serving: if another process
+	 * has it, the next commit asks again. */
+	sqlite3_busy_timeout(s->db, 0);
+	sqlite3_stmt *st = store_stmt(s, "BEGIN IMMEDIATE");
+	int rc = sqlite3_step(st);
+	mz_oid hi = 0;
+	if (rc == SQLITE_DONE) {
+		/* the counter's row exists once any object was made */
+		st = store_stmt(s, "INSERT INTO sqlite_sequence(name, seq) "
+				   "SELECT 'object', (SELECT IFNULL(MAX(id), 0) FROM object) "
+				   "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+				   "WHERE name = 'object')");
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			st = store_stmt(s, "UPDATE sqlite_sequence SET seq = seq + " STR(POOL_IDS)
+					   " WHERE name = 'object' RETURNING seq");
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW) {
+				hi = sqlite3_column_int64(st, 0);
+				rc = sqlite3_step(st);
+			}
+		}
+		st = store_stmt(s, rc == SQLITE_DONE ? "COMMIT" : "ROLLBACK");
+		if (sqlite3_step(st) != SQLITE_DONE || rc != SQLITE_DONE) {
+			mz_debug("pool: cannot reserve object ids: %s", sqlite3_errmsg(s->db));
+			if (!sqlite3_get_autocommit(s->db))
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			hi = 0;
+		}
+	}
+	sqlite3_busy_timeout(s->db, MZ_STORE_BUSY_MS);
+	if (hi <= 0)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->next = hi - POOL_IDS + 1;
+	p->end = hi + 1;
+	if (p->running)
+		pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void store_pool_free(mz_store *s)

@@ -338,7 +338,7 @@ int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
 		mz_store_close(s);
 		return r;
 	}
-	sqlite3_busy_timeout(s->db, 30000);
+	sqlite3_busy_timeout(s->db, MZ_STORE_BUSY_MS);
 	r = store_exec(s,
 		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		       "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-4096;",
@@ -528,6 +528,7 @@ static int tx_commit(mz_store *s, mz_error_t *err)
 	s->pending_committed = s->pending_n;
 	if (s->pending_n >= 256)
 		store_flush_unlinks(s);
+	store_pool_reserve(s); /* outside any transaction now: ids for the pool */
 	return 0;
 }
 

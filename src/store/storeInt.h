@@ -14,6 +14,8 @@ struct stmt_slot {
 };
 
 #define MZ_TX_MAX 32
+/* How long a writer waits for the catalog's write lock. */
+#define MZ_STORE_BUSY_MS 30000
 
 struct mz_store {
 	char *root;
@@ -65,8 +67,12 @@ int store_object_drop_if_unused(mz_store *s, mz_oid id, mz_error_t *err);
 /* The unlink of object files deferred until the transaction commits. */
 void store_defer_unlink(mz_store *s, mz_oid id);
 
-/* An anonymous object file made ahead (pool.c), or -1: make one yourself. */
-int store_pool_take(mz_store *s);
+/* An object file made ahead (pool.c): its fd, open O_RDWR, and in *id the
+ * id it is named by, reserved for this handle; or -1: make one yourself. */
+int store_pool_take(mz_store *s, mz_oid *id);
+/* After a commit, outside any transaction: reserve ids for the pool if it
+ * has run out (a transaction of its own, given up if the lock is busy). */
+void store_pool_reserve(mz_store *s);
 void store_pool_free(mz_store *s);
 
 /* Owner bookkeeping: pid plus its start time, so a reused pid is not alive. */

@@ -575,6 +575,92 @@ static void test_df(void **state)
 	free(h);
 }
 
+/* Make n private objects: each comes with its file, open, under its name. */
+static void make_private(mz_store *s, struct store_fx *f, mz_oid *ids, int n)
+{
+	mz_error_t err = NULL;
+	for (int i = 0; i < n; i++) {
+		int fd;
+		assert_int_equal(mz_object_create_private(s, &ids[i], &fd, &err), 0);
+		struct stat a, b;
+		char *p = objpath(f, ids[i]);
+		assert_int_equal(fstat(fd, &a), 0);
+		assert_int_equal(stat(p, &b), 0);
+		assert_int_equal(a.st_ino, b.st_ino);
+		assert_int_equal(a.st_nlink, 1);
+		free(p);
+		close(fd);
+		if (i % 40 == 39)
+			usleep(20000); /* the filler's turn */
+	}
+}
+
+/* A tree server's pool (pool.c) names object files ahead, under ids the
+ * catalog reserved for it: every create gets its file and row; a file a gc
+ * took from a live pool is never handed out; a closed pool leaves no file
+ * behind; a killed one leaves orphans that check calls garbage (not
+ * problems) and gc removes. */
+static void test_pool_names_files_ahead(void **state)
+{
+	struct store_fx *f = *state;
+	mz_error_t err = NULL;
+	setenv("MEZZO_ORPHAN_GRACE_SECONDS", "0", 1);
+	mz_store_set_pool(f->s, true);
+	mz_oid ids[200];
+	make_private(f->s, f, ids, 200);
+	/* ids from the catalog's counter only grow; the pool hands out its
+	 * reserved ones last made first: so some id is below an earlier one */
+	bool pooled = false;
+	for (int i = 1; i < 200; i++)
+		pooled |= ids[i] < ids[i - 1];
+	assert_true(pooled);
+
+	/* gc judges the pool's unused files orphans (grace 0) and removes them */
+	struct mz_gc_report g;
+	assert_int_equal(mz_store_gc(f->s, &g, &err), 0);
+	assert_true(g.files > 0);
+	make_private(f->s, f, ids, 100);
+
+	mz_store_set_pool(f->s, false); /* drains: unlinks what it made */
+	struct mz_check_report rep;
+	char *o = check(f, false, true, &rep);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.garbage, 0);
+	free(o);
+
+	/* a tree server killed with a full pool */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mz_store *c;
+		if (mz_store_open(f->dir, &c, &err) < 0)
+			_exit(1);
+		mz_store_set_pool(c, true);
+		for (int i = 0; i < 60; i++) {
+			mz_oid id;
+			if (mz_object_create_private(c, &id, NULL, &err) < 0)
+				_exit(2);
+			if (i % 20 == 19)
+				usleep(20000);
+		}
+		_exit(0); /* no close: as kill -9 would */
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	o = check(f, false, true, &rep);
+	assert_int_equal(rep.problems, 0);
+	assert_true(rep.garbage > 0);
+	free(o);
+	assert_int_equal(mz_store_gc(f->s, &g, &err), 0);
+	assert_int_equal(g.files, rep.garbage);
+	o = check(f, false, true, &rep);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.garbage, 0);
+	free(o);
+	unsetenv("MEZZO_ORPHAN_GRACE_SECONDS");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +674,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc, store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dedup, store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_df, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_names_files_ahead, store_fx_setup,
+						store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
