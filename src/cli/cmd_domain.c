@@ -248,8 +248,9 @@ static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 	mz_domain_rec_free(&rec);
 	if ((r = mz_domain_rec_get(s, name, &rec, err)) < 0)
 		return r == -ENOENT ? (mz_error_release(err), 0) : r;
+	bool taken = rec.sup_pid != 0;
 	mz_domain_rec_free(&rec);
-	if (rec.sup_pid)
+	if (taken)
 		return 0;
 	return mz_domain_reap_orphan(mz_store_root(s), name, err);
 }

@@ -551,12 +551,17 @@ static int dir_touch(mz_view *v, mz_ino dir, int nlink_delta, int64_t now, mz_er
 	return inode_store(v, &d, err);
 }
 
-static int getattr_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+/* r of a read of ino's attributes, with a message when ino is missing. */
+static int inode_missing(int r, mz_ino ino, mz_error_t *err)
 {
-	int r = mz_view_getattr(v, ino, a, err);
 	if (r == -ENOENT)
 		return mz_error(err, ENOENT, "no inode %lld", (long long)ino);
 	return r;
+}
+
+static int getattr_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
+{
+	return inode_missing(mz_view_getattr(v, ino, a, err), ino, err);
 }
 
 /* The inode's row alone, for a change that needs its type, mode, owner,
@@ -568,10 +573,7 @@ static int getattr_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *e
  * SETATTRs and GETXATTRs. */
 static int getattr_row_err(mz_view *v, mz_ino ino, struct mz_inode *a, mz_error_t *err)
 {
-	int r = mz_view_getattr_row(v, ino, a, err);
-	if (r == -ENOENT)
-		return mz_error(err, ENOENT, "no inode %lld", (long long)ino);
-	return r;
+	return inode_missing(mz_view_getattr_row(v, ino, a, err), ino, err);
 }
 
 /* Run body inside a transaction; roll back on failure. */
@@ -1110,15 +1112,12 @@ int mz_view_setxattr(mz_view *v, mz_ino ino, const char *name, const void *val, 
 	TX(v, err, view_setxattr(v, ino, name, val, len, flags, err));
 }
 
+/* name is there (mz_view_removexattr looked, and this view is the tree's
+ * only writer). */
 static int view_removexattr(mz_view *v, mz_ino ino, const char *name, mz_error_t *err)
 {
 	struct mz_inode a;
-	void *old = NULL;
-	size_t ol;
-	int r = mz_view_getxattr(v, ino, name, &old, &ol, err);
-	free(old);
-	if (r < 0)
-		return r;
+	int r;
 	if ((r = getattr_row_err(v, ino, &a, err)) < 0 || (r = copy_up(v, &a, err)) < 0)
 		return r;
 	sqlite3_stmt *st = store_stmt(

@@ -30,6 +30,9 @@ def renameat2(a, b, flags):
         raise OSError(e, os.strerror(e))
 
 
+GRACE0 = {"MEZZO_ORPHAN_GRACE_SECONDS": "0"}  # store check/gc: no file is young
+
+
 def make_image(mezzo, workdir, name="base"):
     src = os.path.join(workdir, "src-" + name)
     os.makedirs(os.path.join(src, "etc"))
@@ -446,7 +449,6 @@ def test_two_trees_fill_at_once_while_gc_runs(mezzo, workdir):
     grace period runs in a loop and takes their made-ahead files for
     orphans: every file keeps its content, also after a remount, and the
     store stays consistent."""
-    grace0 = {"MEZZO_ORPHAN_GRACE_SECONDS": "0"}
     make_image(mezzo, workdir)
     rng = random.Random(7)
     want = {f"f{i}": rng.randbytes(i * 7 % 3000 + 1) for i in range(1500)}
@@ -457,15 +459,18 @@ def test_two_trees_fill_at_once_while_gc_runs(mezzo, workdir):
 
     def gc_loop():
         while not stop.is_set():
-            p = mezzo.run("store", "gc", check=False, env=grace0)
+            p = mezzo.run("store", "gc", check=False, env=GRACE0)
             if p.returncode != 0:
                 errors.append(p.stderr)
 
+    def write_files(mp, files):
+        for name, data in files.items():
+            with open(os.path.join(mp, name), "wb") as f:
+                f.write(data)
+
     def fill(mp):
         try:
-            for name, data in want.items():
-                with open(os.path.join(mp, name), "wb") as f:
-                    f.write(data)
+            write_files(mp, want)
         except OSError as e:
             errors.append(repr(e))
 
@@ -485,19 +490,16 @@ def test_two_trees_fill_at_once_while_gc_runs(mezzo, workdir):
     # half waits.  Here gc takes all of a full pool's files at once, and
     # the next creates reach them.
     time.sleep(0.3)
-    mezzo.run("store", "gc", env=grace0)
+    mezzo.run("store", "gc", env=GRACE0)
+    more = {f"g{i}": b"%d" % i * 9 for i in range(100)}
     for mp in mps:
-        for i in range(100):
-            name = f"g{i}"
-            want_g = b"%d" % i * 9
-            with open(os.path.join(mp, name), "wb") as f:
-                f.write(want_g)
-    want.update({f"g{i}": b"%d" % i * 9 for i in range(100)})
+        write_files(mp, more)
+    want.update(more)
     for mp in mps:
         for name, data in want.items():
             assert open(os.path.join(mp, name), "rb").read() == data, (mp, name)
         mezzo.run("fs", "umount", mp)
-    p = mezzo.run("store", "check", env=grace0)
+    p = mezzo.run("store", "check", env=GRACE0)
     assert "0 problems" in p.stdout, p.stdout
     mezzo.run("fs", "mount", "fill1", mps[1])
     try:
@@ -513,7 +515,6 @@ def test_files_made_ahead_are_named_once_and_leave_nothing(mezzo, workdir):
     made-ahead ones never used are removed once the creates stop, and after
     a kill -9 they are orphans that `store check` calls garbage, not
     problems, and `store gc` removes."""
-    grace0 = {"MEZZO_ORPHAN_GRACE_SECONDS": "0"}
     make_image(mezzo, workdir)
     mp = mount(mezzo, workdir, "base", "--tree", "burst")
     info = [t for t in __import__("json").loads(mezzo.run("--json", "fs", "ls").stdout)
@@ -540,7 +541,7 @@ def test_files_made_ahead_are_named_once_and_leave_nothing(mezzo, workdir):
         time.sleep(0.1)
     assert server_threads(pid) == idle, "the made-ahead files' thread outlived the burst"
     assert nfiles() < before, "the files made ahead and not used are still there"
-    p = mezzo.run("store", "check", env=grace0)
+    p = mezzo.run("store", "check", env=GRACE0)
     assert "0 problems" in p.stdout and "garbage" not in p.stdout, p.stdout
     # a kill -9 right after a burst, the pool full again, leaves a
     # consistent store (test_crash.py kills servers in the middle of one)
@@ -550,10 +551,10 @@ def test_files_made_ahead_are_named_once_and_leave_nothing(mezzo, workdir):
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     subprocess.run(["umount", "-l", mp], check=True)
-    p = mezzo.run("store", "check", env=grace0)
+    p = mezzo.run("store", "check", env=GRACE0)
     assert "0 problems" in p.stdout and "garbage: orphan-file" in p.stdout, p.stdout
-    mezzo.run("store", "gc", env=grace0)
-    p = mezzo.run("store", "check", env=grace0)
+    mezzo.run("store", "gc", env=GRACE0)
+    p = mezzo.run("store", "check", env=GRACE0)
     assert "0 problems" in p.stdout and "garbage" not in p.stdout, p.stdout
     mezzo.run("fs", "mount", "burst", mp)
     try:

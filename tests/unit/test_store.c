@@ -155,14 +155,35 @@ static void test_snapshot_moves_changes(void **state)
 }
 
 /* A new tree named name, made from the base version, open as a view. */
-static mz_view *new_tree(mz_store *s, const char *name)
+static mz_view *new_tree_lid(mz_store *s, const char *name, mz_lid *t)
 {
 	mz_error_t err = NULL;
-	mz_lid v = fx_base_version(s, "base"), t;
-	assert_int_equal(mz_tree_create(s, v, name, 0, &t, &err), 0);
+	mz_lid v = fx_base_version(s, "base");
+	assert_int_equal(mz_tree_create(s, v, name, 0, t, &err), 0);
 	mz_view *w;
-	assert_int_equal(mz_view_open(s, t, &w, &err), 0);
+	assert_int_equal(mz_view_open(s, *t, &w, &err), 0);
 	return w;
+}
+
+static mz_view *new_tree(mz_store *s, const char *name)
+{
+	mz_lid t;
+	return new_tree_lid(s, name, &t);
+}
+
+/* A new file in w's root whose private object holds data, written past the
+ * catalog as a passthrough write is: the object's fd, open for writing. */
+static int private_file(mz_store *s, mz_view *w, const char *name, const char *data,
+			struct mz_inode *file, mz_oid *obj)
+{
+	mz_error_t err = NULL;
+	struct mz_inode a = fx_attr(S_IFREG | 0640);
+	assert_int_equal(mz_view_create(w, mz_view_root(w), name, &a, 0, NULL, file, &err), 0);
+	assert_int_equal(mz_view_make_writable(w, file->ino, -1, obj, &err), 0);
+	int fd = mz_object_open(s, *obj, O_WRONLY, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, strlen(data), 0), (ssize_t)strlen(data));
+	return fd;
 }
 
 static void test_hardlinks_and_reap(void **state)
@@ -326,14 +347,9 @@ static void test_getattr_row_skips_the_object(void **state)
 	struct store_fx *f = *state;
 	mz_error_t err = NULL;
 	mz_view *w = new_tree(f->s, "r");
-	struct mz_inode a = fx_attr(S_IFREG | 0640), file, row, full;
-	assert_int_equal(mz_view_create(w, mz_view_root(w), "f", &a, 0, NULL, &file, &err), 0);
+	struct mz_inode file, row, full;
 	mz_oid obj;
-	assert_int_equal(mz_view_make_writable(w, file.ino, -1, &obj, &err), 0);
-	int fd = mz_object_open(f->s, obj, O_WRONLY, &err);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "12345", 5, 0), 5); /* as a passthrough write */
-	close(fd);
+	close(private_file(f->s, w, "f", "12345", &file, &obj));
 	assert_int_equal(mz_view_getattr_row(w, file.ino, &row, &err), 0);
 	assert_int_equal(mz_view_getattr(w, file.ino, &full, &err), 0);
 	assert_int_equal(full.size, 5);
@@ -367,18 +383,12 @@ static void test_row_changes_keep_the_files_size_and_times(void **state)
 {
 	struct store_fx *f = *state;
 	mz_error_t err = NULL;
-	mz_lid base = fx_base_version(f->s, "base"), t, ver;
-	assert_int_equal(mz_tree_create(f->s, base, "k", 0, &t, &err), 0);
-	mz_view *w;
-	assert_int_equal(mz_view_open(f->s, t, &w, &err), 0);
+	mz_lid t, ver;
+	mz_view *w = new_tree_lid(f->s, "k", &t);
 	mz_ino root = mz_view_root(w);
-	struct mz_inode a = fx_attr(S_IFREG | 0640), file, got;
-	assert_int_equal(mz_view_create(w, root, "f", &a, 0, NULL, &file, &err), 0);
+	struct mz_inode file, got;
 	mz_oid obj;
-	assert_int_equal(mz_view_make_writable(w, file.ino, -1, &obj, &err), 0);
-	int fd = mz_object_open(f->s, obj, O_WRONLY, &err);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "12345", 5, 0), 5); /* as a passthrough write */
+	int fd = private_file(f->s, w, "f", "12345", &file, &obj);
 	const struct timespec ts[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1200000000, .tv_nsec = 5}};
 	assert_int_equal(futimens(fd, ts), 0);
 	close(fd);
