@@ -19,6 +19,7 @@
 #include "../domain/supervisor.h"
 #include "../fs/fs.h"
 #include "../net/net.h"
+#include "../lib/cpulat.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "domain_opts.h"
@@ -103,10 +104,47 @@ static int one_name(const char *cmd, const char *usage, int argc, char **argv,
 	return 0;
 }
 
+/* What the supervisor forked by `run --detach` does: make the domain, with
+ * the catalog handle it then supervises with (one process and one open of
+ * the catalog for both, instead of a `create` and a `start`), supervise it,
+ * and with --rm remove it once it stops.  Returns the exit status. */
+static int make_and_supervise(struct cli *c, const struct domain_opts *make, int ready_fd)
+{
+	struct domain_opts o = *make; /* borrowed: the caller frees it */
+	o.supervisor = getpid();      /* claimed by the commit that makes it */
+	struct mz_cpulat lat = MZ_CPULAT_INIT;
+	mz_cpulat_hold(&lat);
+	mz_error_t err cleanup_error = NULL;
+	cleanup_store mz_store *s = NULL;
+	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0) {
+		cleanup_free char *m = xasprintf("error: %s\n", err ? err->msg : "");
+		write_all(ready_fd, m, strlen(m));
+		return EXIT_FAIL;
+	}
+	cleanup_free char *root = xstrdup(mz_store_root(s));
+	struct mz_sup_opts so = {.store_root = root, .store = s, .name = o.name,
+				 .console = true, .log = true, .ready_fd = ready_fd,
+				 .stop_timeout_s = o.stop_timeout_s, .cpulat = &lat};
+	int status = 0;
+	int r = mz_supervise(&so, &status, &err);
+	if (r < 0)
+		mz_err("%s", err ? err->msg : "supervisor failed");
+	if (o.rm) {
+		mz_error_t e2 cleanup_error = NULL;
+		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
+		if (domain_remove(s, o.name, &e2) < 0 && !(e2 && e2->code == ENOENT))
+			mz_err("could not remove domain %s: %s", o.name, e2 ? e2->msg : "");
+	}
+	mz_cpulat_close(&lat);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 /* Fork the supervisor; return once the domain's init runs.  The supervisor
  * finds the domain, claims it (EBUSY: already running) and says how it went
- * on the pipe: no catalog work here, each open of it costs a schema read. */
-static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_error_t *err)
+ * on the pipe: no catalog work here, each open of it costs a schema read.
+ * With make (run --detach), the supervisor makes the domain first. */
+int domain_start_detached(struct cli *c, const char *name, int stop_timeout,
+			  const struct domain_opts *make, mz_error_t *err)
 {
 	const char *root = mz_store_default_root(c->root);
 	int p[2];
@@ -123,6 +161,8 @@ static int start_domain(struct cli *c, const char *name, int stop_timeout, mz_er
 		dup2(null, 1);
 		dup2(null, 2); /* the supervisor's log, once it knows the domain */
 		mz_log_init("mezzo-supervisor");
+		if (make)
+			_exit(make_and_supervise(c, make, p[1]));
 		struct mz_sup_opts so = {.store_root = root, .name = name, .console = true,
 					 .log = true, .ready_fd = p[1],
 					 .stop_timeout_s = stop_timeout};
@@ -160,7 +200,7 @@ int cmd_start(struct cli *c, int argc, char **argv)
 	if (r)
 		return r;
 	mz_error_t err cleanup_error = NULL;
-	if (start_domain(c, name, 10, &err) < 0)
+	if (domain_start_detached(c, name, 10, NULL, &err) < 0)
 		return cli_fail(&err);
 	return EXIT_OK;
 }
@@ -332,7 +372,7 @@ int cmd_restart(struct cli *c, int argc, char **argv)
 	if (r)
 		return r;
 	mz_error_t err cleanup_error = NULL;
-	if (stop_domain(c, name, SIGTERM, 10, true, &err) < 0 || start_domain(c, name, 10, &err) < 0)
+	if (stop_domain(c, name, SIGTERM, 10, true, &err) < 0 || domain_start_detached(c, name, 10, NULL, &err) < 0)
 		return cli_fail(&err);
 	return EXIT_OK;
 }

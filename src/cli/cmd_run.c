@@ -2,7 +2,8 @@
  * cmd_run.c — `mezzo run`: mezzo's main job.  Create a domain, run a command
  * in it as its main process with this terminal's stdio, exit with its status.
  * The supervisor runs in this very process (no daemon): nothing is left
- * behind when it returns, and with --rm not even the domain.
+ * behind when it returns, and with --rm not even the domain.  With --detach
+ * it runs in a process forked for it, as for `mezzo start`.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 #include "domain_opts.h"
 
 static const char run_usage[] =
-	"usage: mezzo run [--rm] [--name NAME] [--image IMAGE] [LIMITS] [--] CMD ARGS...\n"
+	"usage: mezzo run [-d] [--rm] [--name NAME] [--image IMAGE] [LIMITS] [--] CMD ARGS...\n"
 	"\n"
 	"Make a domain from IMAGE (default: busybox, made by ./setup) in O(1), run\n"
 	"CMD in it as its main process with this terminal's input and output, and\n"
@@ -26,8 +27,13 @@ static const char run_usage[] =
 	"own pid 1, hostname, network stack (loopback), users (root inside is an\n"
 	"unprivileged host uid) and copy-on-write files.\n"
 	"\n"
-	"  --rm              remove the domain and its files afterwards ('mezzo prune'\n"
-	"                    does, should this run be killed before it can)\n"
+	"  -d, --detach      run it in the background: print its name and return as\n"
+	"                    soon as CMD runs (its output goes to 'mezzo logs NAME';\n"
+	"                    'mezzo exec', 'mezzo console' and 'mezzo stop' reach it).\n"
+	"                    'mezzo create' + 'mezzo start' in one command\n"
+	"  --rm              remove the domain and its files afterwards, when CMD\n"
+	"                    exits or the domain is stopped ('mezzo prune' does,\n"
+	"                    should its supervisor be killed before it can)\n"
 	"  --name NAME       name it (default run-<random>); keep it to 'mezzo start'\n"
 	"                    it again later, 'mezzo snapshot' it, or look at its files\n"
 	"  --image IMAGE     an image or version (see 'mezzo image ls')\n"
@@ -41,6 +47,7 @@ static const char run_usage[] =
 	"Examples:\n"
 	"  mezzo run --rm -- /bin/sh -c 'echo hello from $(hostname)'\n"
 	"  mezzo run --rm --image debian -- bash     # interactive on a terminal\n"
+	"  name=$(mezzo run -d --rm -- sleep 600); mezzo exec \"$name\" -- ps\n"
 	"  mezzo run --name build --image debian --memory 2G -- make -C /src\n";
 
 int cmd_run(struct cli *c, int argc, char **argv)
@@ -60,6 +67,14 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		snprintf(auto_name, sizeof(auto_name), "run-%x%05x", (unsigned)getpid() & 0xfffff,
 			 (unsigned)(ts.tv_nsec >> 10) & 0xfffff);
 		o.name = auto_name;
+	}
+	if (o.detach) {
+		mz_error_t err cleanup_error = NULL;
+		if (domain_start_detached(c, o.name, o.stop_timeout_s, &o, &err) < 0)
+			return cli_fail(&err);
+		if (!c->quiet)
+			printf("%s\n", o.name);
+		return EXIT_OK;
 	}
 	/* claimed by this process in the same commit that makes it: a run
 	 * killed at any moment leaves a domain that is someone's or no one's,

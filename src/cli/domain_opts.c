@@ -181,6 +181,9 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		} else if (strcmp(a, "--rm") == 0 && is_run) {
 			o->rm = true;
 			continue;
+		} else if ((strcmp(a, "-d") == 0 || strcmp(a, "--detach") == 0) && is_run) {
+			o->detach = true;
+			continue;
 		} else if (a[0] != '-') {
 			break; /* the command starts */
 		} else if (v == NULL) {

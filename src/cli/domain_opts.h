@@ -13,6 +13,7 @@ struct domain_opts {
 	const char *image;       /* default CLI_DEFAULT_IMAGE */
 	int64_t memory, pids, cpu_weight, cpu_quota_us, io_weight;
 	bool rm;                 /* run --rm */
+	bool detach;             /* run --detach */
 	pid_t supervisor;        /* run: this process, the domain's from its creation */
 	int stop_timeout_s;
 	char **cmd;              /* after "--" */
@@ -42,6 +43,11 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		      struct domain_opts *o);
 /* Remove a stopped domain: its record, tree, LAN leases and run directory. */
 int domain_remove(mz_store *s, const char *name, mz_error_t *err);
+/* Fork the domain's supervisor, detached from this terminal, and wait until
+ * the domain's init runs (`start`).  With make (`run --detach`), the
+ * supervisor first makes the domain NAME from those options. */
+int domain_start_detached(struct cli *c, const char *name, int stop_timeout,
+			  const struct domain_opts *make, mz_error_t *err);
 /* Make the domain record (and its tree) from the options. */
 int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err);
 /* "123", "64k", "512M", "2G" -> bytes; -1 on error. */

@@ -114,6 +114,10 @@ int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 	}
 	if ((rc = mz_tree_create(s, version, tree_name, 0, &r->tree, err)) < 0)
 		goto fail;
+	/* supervised from birth: its tree too, so that the supervisor's claim
+	 * finds both its own and writes nothing */
+	if (r->sup_pid && (rc = mz_layer_claim(s, r->tree, r->sup_pid, err)) < 0)
+		goto fail;
 	if ((rc = free_slot(s, &r->slot, err)) < 0)
 		goto fail;
 	r->created_ns = now_ns();

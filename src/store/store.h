@@ -304,7 +304,8 @@ struct mz_domain_rec {
 
 /* Make a domain: its tree from version (O(1)) and a free id slot.  In: name,
  * source, cmd, limits, autoremove, and sup_pid if the caller supervises it
- * from birth (`run`: never a moment unclaimed, for `prune` to take).  Out:
+ * from birth (`run`: never a moment unclaimed, for `prune` to take; its
+ * tree is then claimed by sup_pid too, in the same commit).  Out:
  * tree, slot, created_ns. */
 int mz_domain_rec_create(mz_store *s, mz_lid version, struct mz_domain_rec *r,
 			 mz_error_t *err);

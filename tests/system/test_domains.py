@@ -123,6 +123,54 @@ def test_prune_removes_what_a_killed_run_rm_left(dz):
     assert set(domains(dz)) == {"keep", "kept-run"}
 
 
+def wait_gone(m, name, timeout=10):
+    end = time.monotonic() + timeout
+    while name in domains(m) and time.monotonic() < end:
+        time.sleep(0.05)
+    return name not in domains(m)
+
+
+def test_run_detached(dz):
+    """`run -d` makes and starts a domain in one command: it prints the name
+    and returns once the command runs; the domain is then like a started one
+    (logs, exec, stop, rm), and with --rm it goes away once it stops or its
+    command exits.  A failure to make it changes nothing."""
+    name = dz.run("run", "-d", "--", "/bin/sh", "-c", "echo out-$(hostname); exec sleep 1000").stdout
+    name = name.strip()
+    assert name.startswith("run-")
+    d = domains(dz)[name]
+    assert d["state"] == "running" and not d["autoremove"]
+    assert os.getsid(d["supervisor_pid"]) == d["supervisor_pid"], "not detached"
+    assert dz.run("exec", name, "--", "/bin/hostname").stdout == name + "\n"
+    for _ in range(100):
+        if f"out-{name}" in dz.run("logs", name).stdout:
+            break
+        time.sleep(0.05)
+    assert f"out-{name}" in dz.run("logs", name).stdout
+    assert "already exists" in dz.fail("run", "-d", "--name", name, "--", "/bin/true").stderr
+    dz.run("stop", name)
+    assert domains(dz)[name]["state"] == "stopped"
+    dz.run("rm", name)
+
+    # --rm: removed once stopped, and once its command exits by itself
+    assert dz.run("-q", "run", "--detach", "--rm", "--name", "gone", "--",
+                  "/bin/sleep", "1000").stdout == ""
+    assert domains(dz)["gone"]["autoremove"]
+    dz.run("stop", "gone")
+    assert wait_gone(dz, "gone")
+    assert dz.run("run", "-d", "--rm", "--name", "brief", "--", "/bin/true").stdout == "brief\n"
+    assert wait_gone(dz, "brief")
+
+    # bad input: the usage, or the error of a `create`; nothing made
+    p = dz.fail("run", "-d", "--image", "nosuch", "--", "/bin/true")
+    assert "nosuch" in p.stderr
+    assert dz.run("run", "-d", "--name", "../x", "--", "/bin/true", check=False).returncode != 0
+    assert dz.run("run", "-d", check=False).returncode == 2
+    assert domains(dz) == {}
+    for n in (name, "gone", "brief"):
+        assert glob.glob(f"/sys/fs/cgroup/*/mezzo/{n}.*") == []
+
+
 def test_writes_are_private_and_snapshots_work(dz):
     dz.run("run", "--name", "a", "--", "/bin/sh", "-c", "echo mine > /etc/motd")
     p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "cat /etc/motd 2>/dev/null; echo end")
