@@ -372,7 +372,8 @@ int cmd_restart(struct cli *c, int argc, char **argv)
 	if (r)
 		return r;
 	mz_error_t err cleanup_error = NULL;
-	if (stop_domain(c, name, SIGTERM, 10, true, &err) < 0 || domain_start_detached(c, name, 10, NULL, &err) < 0)
+	if (stop_domain(c, name, SIGTERM, 10, true, &err) < 0 ||
+	    domain_start_detached(c, name, 10, NULL, &err) < 0)
 		return cli_fail(&err);
 	return EXIT_OK;
 }

@@ -120,8 +120,9 @@ int mz_net_set_rates(mz_store *s, const char *domain, int64_t ingress, int64_t e
  * synchronously here.  Harmless if not attached. */
 int mz_net_detach(mz_store *s, const char *domain, mz_error_t *err);
 
-/* At rm: detach if needed, then the domain's leases and forwards go, and the
- * hosts files of its LANs forget it. */
+/* At rm, in the caller's transaction (with the domain's record): detach if
+ * needed, then the domain's leases and forwards go, and the hosts files of
+ * its LANs forget it. */
 int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err);
 
 /* The fast path of a LAN as the kernel holds it now: one entry per member

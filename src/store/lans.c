@@ -353,6 +353,18 @@ int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
 	return store_step_done(s, st, err, "set rates");
 }
 
+int mz_lease_any(mz_store *s, const char *domain, mz_error_t *err)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT EXISTS(SELECT 1 FROM lease WHERE domain = ?1) "
+					 "OR EXISTS(SELECT 1 FROM portfwd WHERE domain = ?1)");
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return store_dberr(s, err, "look for leases");
+	int any = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return any;
+}
+
 int mz_lease_forget(mz_store *s, const char *domain, mz_error_t *err)
 {
 	int rc = mz_store_begin(s, err);

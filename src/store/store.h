@@ -397,6 +397,8 @@ int mz_lease_set_rates(mz_store *s, const char *domain, int64_t in, int64_t out,
 		       mz_error_t *err);
 /* Drop every lease and port forward of a domain. */
 int mz_lease_forget(mz_store *s, const char *domain, mz_error_t *err);
+/* 1 if the domain has a lease or a port forward, 0 if not, or -errno. */
+int mz_lease_any(mz_store *s, const char *domain, mz_error_t *err);
 void mz_lease_recs_free(struct mz_lease_rec *v, size_t n);
 
 /* A port of the host forwarded to a port of a domain (on its first NIC). */
