@@ -160,6 +160,16 @@ def test_run_detached(dz):
     assert wait_gone(dz, "gone")
     assert dz.run("run", "-d", "--rm", "--name", "brief", "--", "/bin/true").stdout == "brief\n"
     assert wait_gone(dz, "brief")
+    # its supervisor killed: an orphan that `prune` removes, as a killed `run --rm`'s
+    dz.run("run", "-d", "--rm", "--name", "killed", "--", "/bin/sleep", "1000")
+    os.kill(domains(dz)["killed"]["supervisor_pid"], signal.SIGKILL)
+    for _ in range(100):
+        if domains(dz)["killed"]["state"] == "orphaned":
+            break
+        time.sleep(0.05)
+    assert domains(dz)["killed"]["state"] == "orphaned"
+    assert dz.run("prune").stdout.split() == ["killed"]
+    assert "killed" not in domains(dz)
 
     # bad input: the usage, or the error of a `create`; nothing made
     p = dz.fail("run", "-d", "--image", "nosuch", "--", "/bin/true")
@@ -167,7 +177,7 @@ def test_run_detached(dz):
     assert dz.run("run", "-d", "--name", "../x", "--", "/bin/true", check=False).returncode != 0
     assert dz.run("run", "-d", check=False).returncode == 2
     assert domains(dz) == {}
-    for n in (name, "gone", "brief"):
+    for n in (name, "gone", "brief", "killed"):
         assert glob.glob(f"/sys/fs/cgroup/*/mezzo/{n}.*") == []
 
 
