@@ -869,9 +869,10 @@ int mz_net_detach(mz_store *s, const char *domain, mz_error_t *err)
 int mz_net_forget_domain(mz_store *s, const char *domain, mz_error_t *err)
 {
 	/* On no LAN (loopback only, most domains): nothing attached, no lease,
-	 * no port forward, no hosts file naming it; and none can be added
-	 * meanwhile, the caller's transaction holding the catalog's write lock
-	 * (every `rm` and `run --rm` came here: ~0.15 ms). */
+	 * no port forward, no hosts file naming it, and none can be added
+	 * meanwhile (the caller's transaction holds the catalog's write lock).
+	 * The lock file, the statements and the hosts files' refresh below
+	 * were ~0.2 ms of every `rm` and `run --rm` of such a domain. */
 	int any = mz_lease_any(s, domain, err);
 	if (any <= 0)
 		return any;
