@@ -253,7 +253,7 @@ static void enable_v2(void)
 }
 
 /* mkdir R/mezzo/NAME, replacing a stale empty group of a crashed run. */
-static int make_group(const char *root, const char *rel, mz_error_t *err)
+static int make_group(const char *root, const char *rel, bool fresh, mz_error_t *err)
 {
 	cleanup_free char *parent = xasprintf("%s/" CG_PARENT, root);
 	if (mkdir(parent, 0755) < 0 && errno != EEXIST)
@@ -263,6 +263,8 @@ static int make_group(const char *root, const char *rel, mz_error_t *err)
 		return 0;
 	if (errno != EEXIST)
 		return mz_error_sys(err, errno, "cannot make cgroup %s", dir);
+	if (fresh)
+		return mz_error_sys(err, EEXIST, "cgroup %s exists", dir);
 	if (rmdir(dir) < 0)
 		return mz_error_sys(err, errno == EBUSY ? EEXIST : errno,
 				    "cgroup %s exists and is in use (is the domain running?)", dir);
@@ -390,8 +392,8 @@ static int v1_targets(const struct mz_limits *lim, const char *roots[C_N])
 	return v1_roots(use, roots);
 }
 
-int mz_cg_create_v2(const char *name, const struct mz_limits *lim, char *rel, size_t relsz,
-		    mz_error_t *err)
+int mz_cg_create_v2(const char *name, const struct mz_limits *lim, bool fresh, char *rel,
+		    size_t relsz, mz_error_t *err)
 {
 	int r = layout(err);
 	if (r < 0)
@@ -402,7 +404,7 @@ int mz_cg_create_v2(const char *name, const struct mz_limits *lim, char *rel, si
 		return r;
 	if (L.v2) {
 		/* EEXIST: another domain's, which is not ours to remove */
-		if ((r = make_group(L.v2, rel, err)) < 0)
+		if ((r = make_group(L.v2, rel, fresh, err)) < 0)
 			return r;
 		enable_v2();
 	}
@@ -416,7 +418,7 @@ int mz_cg_create_v1(const char *rel, const struct mz_limits *lim, mz_error_t *er
 	const char *roots[C_N];
 	int n = v1_targets(lim, roots), r = 0;
 	for (int i = 0; i < n && r == 0; i++)
-		r = make_group(roots[i], rel, err);
+		r = make_group(roots[i], rel, false, err);
 	if (r == 0)
 		r = set_limits(rel, lim, true, err);
 	return r;

@@ -111,6 +111,24 @@ struct mz_domain_proc {
 int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *out,
 		    mz_error_t *err);
 
+/* The same in two steps, so that the caller can do other work while the
+ * kernel makes the namespaces, and finish what pid 1 needs only later.
+ * begin makes the v2 cgroup (with spec's limits) and pid 1, which then waits;
+ * finish does the rest, as mz_domain_spawn, and frees the handle either way;
+ * cancel kills pid 1 and removes the group.  spec must live until finish
+ * returns: pid 1 reads it after begin.  With MZ_SPAWN_EARLY, begin is made
+ * before the caller knows the id range (uid_base, gid_base: set them before
+ * finish) or that the name is its own: a cgroup of that name is then an
+ * error (EEXIST), never replaced.  Before finish, spec may change only in
+ * those two bases and the hooks; begin calls root_hook, if any, just before
+ * its clone. */
+struct mz_spawn;
+#define MZ_SPAWN_EARLY 1u
+int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
+			  struct mz_spawn **out, mz_error_t *err);
+int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_error_t *err);
+void mz_domain_spawn_cancel(struct mz_spawn *sp);
+
 /* A process to run inside a running domain. */
 struct mz_exec_spec {
 	char *const *argv;

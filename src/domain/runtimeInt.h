@@ -35,9 +35,11 @@ struct mz_cg_join {
 
 /* Make the group "mezzo/NAME" in the v2 hierarchy (if any) with the limits
  * whose controllers are there, after checking that every limit asked for
- * can be set; rel gets "mezzo/NAME".  On failure nothing is left. */
-int mz_cg_create_v2(const char *name, const struct mz_limits *lim, char *rel, size_t relsz,
-		    mz_error_t *err);
+ * can be set; rel gets "mezzo/NAME".  A stale empty group of that name is
+ * replaced, unless fresh (then EEXIST: the caller does not know yet that the
+ * name is its own).  On failure nothing is left. */
+int mz_cg_create_v2(const char *name, const struct mz_limits *lim, bool fresh, char *rel,
+		    size_t relsz, mz_error_t *err);
 /* Then the v1 groups and limits (hybrid and v1 hosts).  On failure the
  * caller removes everything with mz_cg_remove. */
 int mz_cg_create_v1(const char *rel, const struct mz_limits *lim, mz_error_t *err);

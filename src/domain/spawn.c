@@ -321,7 +321,8 @@ static bool terminal_path(int fd, char *out, size_t n)
 	       a.st_rdev == b.st_rdev && S_ISCHR(a.st_mode);
 }
 
-static int check_spec(const struct mz_domain_spec *s, mz_error_t *err)
+/* bases: check the id range's host side too (the early begin has none yet) */
+static int check_spec(const struct mz_domain_spec *s, bool bases, mz_error_t *err)
 {
 	const char *n = s->name;
 	size_t len = n ? strlen(n) : 0;
@@ -350,7 +351,7 @@ static int check_spec(const struct mz_domain_spec *s, mz_error_t *err)
 	}
 	if (s->uid_count == 0 || s->gid_count == 0)
 		return mz_error(err, EINVAL, "empty id range");
-	if (s->uid_base == 0 || s->gid_base == 0)
+	if (bases && (s->uid_base == 0 || s->gid_base == 0))
 		return mz_error(err, EINVAL, "the domain's id range must not contain host root");
 	if (s->uid >= s->uid_count || s->gid >= s->gid_count)
 		return mz_error(err, EINVAL, "ids %u:%u are outside the domain's range",
@@ -441,133 +442,197 @@ static void reap(pid_t pid, int pidfd)
 		;
 }
 
-int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *out,
-		    mz_error_t *err)
+/* A domain being made: its pid 1 cloned and waiting for the parent's "go". */
+struct mz_spawn {
+	struct child c;               /* read by the children until they exec */
+	const struct mz_domain_spec *spec;
+	int ctl, rep, initfd, netfd;  /* the parent's ends; mezzo-init; the netns */
+	int ctl_child, rep_child;     /* the children's ends, closed here once cloned
+					 (c's copies of them are c's: pid 1 reads them) */
+	char *stacks;
+	size_t init_argc;
+	char console[PATH_MAX];
+	char cg[sizeof(((struct mz_domain_proc *)0)->cgroup)];
+	pid_t pid;
+	int pidfd;
+};
+
+/* Free what the spawn holds; failed: kill pid 1 (pid 2 dies with its pid
+ * namespace) and remove the groups first. */
+static void spawn_free(struct mz_spawn *sp, bool failed)
 {
-	out->pid = -1;
-	out->pidfd = -1;
-	out->cgroup[0] = '\0';
-	int r = check_spec(spec, err);
+	if (failed && sp->pid > 0)
+		reap(sp->pid, sp->pidfd);
+	/* Only now are the children done with our memory (exec'd or dead). */
+	mz_cg_join_close(&sp->c.join);
+	if (sp->c.init_argv)
+		free_argv(sp->c.init_argv, sp->c.main_pid_slot, sp->init_argc);
+	if (sp->stacks)
+		munmap(sp->stacks, 2 * STACK_SIZE);
+	int fds[] = {sp->ctl, sp->rep, sp->initfd, sp->netfd, sp->ctl_child, sp->rep_child,
+		     failed ? sp->pidfd : -1};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (failed && sp->cg[0])
+		mz_cg_remove(sp->cg, NULL);
+	free(sp);
+}
+
+int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
+			  struct mz_spawn **out, mz_error_t *err)
+{
+	*out = NULL;
+	bool early = flags & MZ_SPAWN_EARLY;
+	int r = check_spec(spec, !early, err);
 	if (r < 0)
 		return r;
 	const struct sock_fprog *prog;
 	if ((r = mz_seccomp_prog(spec->allow_perf_bpf, &prog, err)) < 0)
 		return r;
-	cleanup_close int initfd = open(spec->init_path, O_RDONLY | O_CLOEXEC);
-	if (initfd < 0)
-		return mz_error_sys(err, errno, "cannot open mezzo-init %s", spec->init_path);
+	struct mz_spawn *sp = xcalloc(1, sizeof(*sp));
+	sp->spec = spec;
+	sp->ctl = sp->rep = sp->initfd = sp->netfd = sp->ctl_child = sp->rep_child = -1;
+	sp->c.join.v2fd = -1;
+	sp->pid = sp->pidfd = -1;
+	struct child *c = &sp->c;
+	if ((sp->initfd = open(spec->init_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = mz_error_sys(err, errno, "cannot open mezzo-init %s", spec->init_path);
+		goto fail;
+	}
 	/* Control: the parent's "go" (to pid 1) and "lo" (to pid 2) on a
 	 * socket (send with MSG_NOSIGNAL: a child that died must not kill the
 	 * caller with SIGPIPE).  Reports: the children's failures on a pipe,
 	 * whose reader gets every message written before end-of-file. */
 	int sv[2], pv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return mz_error_sys(err, errno, "socketpair");
-	cleanup_close int ctl = sv[0];
-	cleanup_close int ctl_child = sv[1];
-	if (pipe2(pv, O_CLOEXEC) < 0)
-		return mz_error_sys(err, errno, "pipe");
-	cleanup_close int rep = pv[0];
-	cleanup_close int rep_child = pv[1];
-	char *stacks = mmap(NULL, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stacks == MAP_FAILED)
-		return mz_error_sys(err, errno, "cannot map the children's stacks");
-	char cg[sizeof(out->cgroup)];
-	if ((r = mz_cg_create_v2(spec->cgroup_name ? spec->cgroup_name : spec->name, &spec->limits, cg, sizeof(cg), err)) < 0) {
-		munmap(stacks, 2 * STACK_SIZE);
-		return r;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = mz_error_sys(err, errno, "socketpair");
+		goto fail;
 	}
-
-	size_t init_argc = 0;
-	struct child c = {
-		.spec = spec,
-		.ctl = ctl_child,
-		.rep = rep_child,
-		.initfd = initfd,
-		.prog = prog,
-		.keep = mz_caps_keep(spec->allow_perf_bpf),
-		.envp = mz_domain_env(spec),
-		.margs = {.devpts_gid5 = spec->gid_count > 5,
-			  .hosts = spec->hosts_file,
-			  .resolv = spec->resolv_file},
-		.stack2 = stacks + STACK_SIZE,
-	};
-	c.init_argv = init_argv(spec, &c.main_pid_slot, &init_argc);
-	char console[PATH_MAX];
-	if (spec->tty && isatty(spec->stdio[0]) && terminal_path(spec->stdio[0], console, sizeof(console)))
-		c.margs.console = console;
-	pid_t pid = -1;
-	int pidfd = -1;
-	r = mz_cg_join_open(cg, &spec->limits, &c.join, err);
+	sp->ctl = sv[0];
+	c->ctl = sp->ctl_child = sv[1];
+	if (pipe2(pv, O_CLOEXEC) < 0) {
+		r = mz_error_sys(err, errno, "pipe");
+		goto fail;
+	}
+	sp->rep = pv[0];
+	c->rep = sp->rep_child = pv[1];
+	sp->stacks = mmap(NULL, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (sp->stacks == MAP_FAILED) {
+		sp->stacks = NULL;
+		r = mz_error_sys(err, errno, "cannot map the children's stacks");
+		goto fail;
+	}
+	if ((r = mz_cg_create_v2(spec->cgroup_name ? spec->cgroup_name : spec->name,
+				 &spec->limits, early, sp->cg, sizeof(sp->cg), err)) < 0) {
+		sp->cg[0] = '\0'; /* nothing made */
+		goto fail;
+	}
+	c->spec = spec;
+	c->initfd = sp->initfd;
+	c->prog = prog;
+	c->keep = mz_caps_keep(spec->allow_perf_bpf);
+	c->envp = mz_domain_env(spec);
+	c->margs = (struct mz_mount_args){.devpts_gid5 = spec->gid_count > 5,
+					  .hosts = spec->hosts_file,
+					  .resolv = spec->resolv_file};
+	c->stack2 = sp->stacks + STACK_SIZE;
+	c->init_argv = init_argv(spec, &c->main_pid_slot, &sp->init_argc);
+	if (spec->tty && isatty(spec->stdio[0]) &&
+	    terminal_path(spec->stdio[0], sp->console, sizeof(sp->console)))
+		c->margs.console = sp->console;
+	r = mz_cg_join_open(sp->cg, &spec->limits, &c->join, err);
 	if (r == 0 && spec->root_hook)
 		r = spec->root_hook(spec->root_hook_arg, err);
-	if (r == 0) {
-		struct clone_args ca = {
-			.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS |
-				 CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD,
-			.pidfd = (uint64_t)(uintptr_t)&pidfd,
-			.exit_signal = SIGCHLD,
-		};
-		c.v2_done = mz_cg_clone_into(&c.join, &ca);
-		/* The children start with every signal blocked: no handler of
-		 * the caller's runs in them (init and pid 2 set their own). */
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		struct clone_args again = ca;
-		pid = mz_clone_fn(&ca, child_main, &c, stacks, STACK_SIZE);
-		if (mz_cg_clone_fallback(&again, pid)) {
-			c.v2_done = false;
-			pid = mz_clone_fn(&again, child_main, &c, stacks, STACK_SIZE);
-		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (pid < 0)
-			r = mz_error_sys(err, -pid, "cannot make the domain's namespaces (clone3)");
+	if (r < 0)
+		goto fail;
+	struct clone_args ca = {
+		.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS |
+			 CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&sp->pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	c->v2_done = mz_cg_clone_into(&c->join, &ca);
+	/* The children start with every signal blocked: no handler of the
+	 * caller's runs in them (init and pid 2 set their own). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	struct clone_args again = ca;
+	pid_t pid = mz_clone_fn(&ca, child_main, c, sp->stacks, STACK_SIZE);
+	if (mz_cg_clone_fallback(&again, pid)) {
+		c->v2_done = false;
+		pid = mz_clone_fn(&again, child_main, c, sp->stacks, STACK_SIZE);
 	}
-	close(steal_fd(&ctl_child));
-	close(steal_fd(&rep_child));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		r = mz_error_sys(err, -pid, "cannot make the domain's namespaces (clone3)");
+		goto fail;
+	}
+	sp->pid = pid;
+	close(steal_fd(&sp->ctl_child)); /* theirs now */
+	close(steal_fd(&sp->rep_child));
+	if ((r = netns_open(pid, &sp->netfd, err)) < 0)
+		goto fail;
+	*out = sp;
+	return 0;
+fail:
+	spawn_free(sp, true);
+	return r;
+}
 
-	cleanup_close int netfd = -1;
-	if (r == 0)
-		r = netns_open(pid, &netfd, err);
+int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_error_t *err)
+{
+	const struct mz_domain_spec *spec = sp->spec;
+	pid_t pid = sp->pid;
+	int r = check_spec(spec, true, err);
 	if (r == 0)
 		r = mz_idmap_write(pid, spec, err);
 	/* while pid 1 loads its seccomp filter */
 	if (r == 0)
-		r = mz_cg_create_v1(cg, &spec->limits, err);
+		r = mz_cg_create_v1(sp->cg, &spec->limits, err);
 	if (r == 0 && spec->limits.nofile > 0) {
 		struct rlimit rl = {(rlim_t)spec->limits.nofile, (rlim_t)spec->limits.nofile};
 		if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
 			r = mz_error_sys(err, errno, "cannot set RLIMIT_NOFILE to %lld",
 					 (long long)spec->limits.nofile);
 	}
-	if (r == 0 && send(ctl, "g", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
+	if (r == 0 && send(sp->ctl, "g", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(sp->rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's first process");
 	/* while pid 1 builds the file system tree */
 	if (r == 0)
-		r = loopback_up(netfd, err);
+		r = loopback_up(sp->netfd, err);
 	if (r == 0 && spec->net_hook)
-		r = spec->net_hook(spec->net_hook_arg, netfd, err);
-	if (r == 0 && send(ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(rep, err)) == 0)
+		r = spec->net_hook(spec->net_hook_arg, sp->netfd, err);
+	if (r == 0 && send(sp->ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(sp->rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's main command");
 	if (r == 0)
-		r = wait_ready(rep, err);
-	if (r < 0 && pid > 0)
-		reap(pid, pidfd); /* pid 2 dies with pid 1's namespace */
-
-	/* Only now are the children done with our memory (exec'd or dead). */
-	mz_cg_join_close(&c.join);
-	free_argv(c.init_argv, c.main_pid_slot, init_argc);
-	munmap(stacks, 2 * STACK_SIZE);
-	if (r < 0) {
-		if (pidfd >= 0)
-			close(pidfd);
-		mz_cg_remove(cg, NULL);
-		return r;
+		r = wait_ready(sp->rep, err);
+	if (r == 0) {
+		out->pid = pid;
+		out->pidfd = sp->pidfd;
+		memcpy(out->cgroup, sp->cg, sizeof(out->cgroup));
 	}
-	out->pid = pid;
-	out->pidfd = pidfd;
-	memcpy(out->cgroup, cg, sizeof(out->cgroup));
-	return 0;
+	spawn_free(sp, r < 0);
+	return r;
+}
+
+void mz_domain_spawn_cancel(struct mz_spawn *sp)
+{
+	if (sp)
+		spawn_free(sp, true);
+}
+
+int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *out,
+		    mz_error_t *err)
+{
+	out->pid = -1;
+	out->pidfd = -1;
+	out->cgroup[0] = '\0';
+	struct mz_spawn *sp;
+	int r = check_spec(spec, true, err);
+	if (r == 0)
+		r = mz_domain_spawn_begin(spec, 0, &sp, err);
+	return r < 0 ? r : mz_domain_spawn_finish(sp, out, err);
 }

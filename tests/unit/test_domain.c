@@ -142,7 +142,7 @@ static void test_cgroup_limits(void **state)
 	char rel[256];
 	struct mz_limits lim = {.memory_bytes = 64 << 20, .pids = 33};
 	mz_error_t err cleanup_error = NULL;
-	int r = mz_cg_create_v2("unit-cg", &lim, rel, sizeof(rel), &err);
+	int r = mz_cg_create_v2("unit-cg", &lim, false, rel, sizeof(rel), &err);
 	if (r == -ENOTSUP)
 		skip();
 	assert_int_equal(r, 0);
@@ -159,7 +159,7 @@ static void test_cgroup_limits(void **state)
 	assert_int_equal(mz_cg_stats(rel, &st, &err), 0);
 	assert_int_equal(st.pids, 0);
 	/* a stale empty group of the same name is replaced */
-	assert_int_equal(mz_cg_create_v2("unit-cg", &lim, rel, sizeof(rel), &err), 0);
+	assert_int_equal(mz_cg_create_v2("unit-cg", &lim, false, rel, sizeof(rel), &err), 0);
 	assert_int_equal(mz_cg_create_v1(rel, &lim, &err), 0);
 	assert_int_equal(mz_cg_remove(rel, &err), 0);
 	assert_int_equal(access("/sys/fs/cgroup/memory/mezzo/unit-cg", F_OK), -1);
