@@ -115,26 +115,12 @@ static int make_and_supervise(struct cli *c, const struct domain_opts *make, int
 	struct mz_cpulat lat = MZ_CPULAT_INIT;
 	mz_cpulat_hold(&lat);
 	mz_error_t err cleanup_error = NULL;
-	cleanup_store mz_store *s = NULL;
-	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0) {
-		cleanup_free char *m = xasprintf("error: %s\n", err ? err->msg : "");
-		write_all(ready_fd, m, strlen(m));
-		return EXIT_FAIL;
-	}
-	cleanup_free char *root = xstrdup(mz_store_root(s));
-	struct mz_sup_opts so = {.store_root = root, .store = s, .name = o.name,
-				 .console = true, .log = true, .ready_fd = ready_fd,
+	struct mz_sup_opts so = {.console = true, .log = true, .ready_fd = ready_fd,
 				 .stop_timeout_s = o.stop_timeout_s, .cpulat = &lat};
 	int status = 0;
-	int r = mz_supervise(&so, &status, &err);
+	int r = domain_run(c, &o, &so, &status, &err);
 	if (r < 0)
 		mz_err("%s", err ? err->msg : "supervisor failed");
-	if (o.rm) {
-		mz_error_t e2 cleanup_error = NULL;
-		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
-		if (domain_remove(s, o.name, &e2) < 0 && !(e2 && e2->code == ENOENT))
-			mz_err("could not remove domain %s: %s", o.name, e2 ? e2->msg : "");
-	}
 	mz_cpulat_close(&lat);
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -428,7 +414,8 @@ static const char prune_usage[] =
 	"usage: mezzo prune [--dry-run]\n"
 	"\n"
 	"Remove, with their files, the domains 'mezzo run --rm' made and could not\n"
-	"remove itself because it was killed (kill -9, a CI job's timeout, a crash).\n"
+	"remove itself because it was killed (kill -9, a CI job's timeout, a crash),\n"
+	"and the empty cgroups of runs killed before their domain was recorded.\n"
 	"Domains of runs still going and all other domains are left alone.  Prints\n"
 	"the names it removes (with --dry-run, would remove), one a line.\n";
 
@@ -452,6 +439,9 @@ int cmd_prune(struct cli *c, int argc, char **argv)
 		cleanup_store mz_store *s = NULL;
 		if (cli_store(c, &s, &err) < 0 || mz_domain_rec_list(s, &v, &n, &err) < 0)
 			return cli_fail(&err);
+		/* and the cgroup a run killed before its record left: no domain */
+		if (!dry)
+			mz_debug("prune: %d record-less cgroups removed", mz_domain_sweep_cgroups(s));
 	}
 	int rc = EXIT_OK;
 	for (size_t i = 0; i < n; i++) {

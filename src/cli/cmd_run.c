@@ -50,6 +50,50 @@ static const char run_usage[] =
 	"  name=$(mezzo run -d --rm -- sleep 600); mezzo exec \"$name\" -- ps\n"
 	"  mezzo run --name build --image debian --memory 2G -- make -C /src\n";
 
+struct run_make {
+	struct cli *c;
+	const struct domain_opts *o;
+	bool made;
+};
+
+/* The supervisor's make(): the catalog, and the domain's record in it. */
+static int run_make(void *arg, mz_store **s, mz_error_t *err)
+{
+	struct run_make *m = arg;
+	int r = cli_store(m->c, s, err);
+	if (r == 0)
+		r = domain_opts_create(*s, m->o, err);
+	m->made = r == 0;
+	return r;
+}
+
+int domain_run(struct cli *c, const struct domain_opts *o, struct mz_sup_opts *so,
+	       int *status, mz_error_t *err)
+{
+	struct mz_domain_rec proto;
+	domain_opts_rec(o, &proto);
+	cleanup_free char *blob = proto.cmd;
+	mz_store *s = NULL;
+	struct run_make m = {.c = c, .o = o};
+	struct mz_sup_make mk = {.make = run_make, .arg = &m, .proto = &proto, .store = &s,
+				 .clone_early = o->nnets == 0};
+	so->store_root = mz_store_default_root(c->root);
+	so->store = NULL;
+	so->name = o->name;
+	so->make = &mk;
+	int r = mz_supervise(so, status, err);
+	mz_debug("run: %s: supervised", o->name);
+	if (m.made && o->rm) {
+		mz_error_t e2 cleanup_error = NULL;
+		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
+		if (domain_remove(s, o->name, &e2) < 0 && !(e2 && e2->code == ENOENT))
+			mz_warn("could not remove domain %s: %s", o->name, e2 ? e2->msg : "");
+	}
+	mz_store_close(s);
+	mz_debug("run: %s: removed", o->name);
+	return r;
+}
+
 int cmd_run(struct cli *c, int argc, char **argv)
 {
 	struct domain_opts o cleanup_domain_opts = {0};
@@ -84,31 +128,12 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	struct mz_cpulat lat = MZ_CPULAT_INIT;
 	mz_cpulat_hold(&lat);
 	mz_error_t err cleanup_error = NULL;
-	mz_store *s = NULL;
-	if (cli_store(c, &s, &err) < 0 || domain_opts_create(s, &o, &err) < 0) {
-		mz_store_close(s);
-		return cli_fail(&err);
-	}
-	mz_debug("run: %s: created", o.name);
-	cleanup_free char *root = xstrdup(mz_store_root(s));
-
 	/* One catalog handle for all of it: each open costs a schema read. */
-	struct mz_sup_opts so = {.store_root = root, .store = s, .name = o.name, .stdio = {0, 1, 2},
-				 .tty = isatty(0), .ready_fd = -1,
+	struct mz_sup_opts so = {.stdio = {0, 1, 2}, .tty = isatty(0), .ready_fd = -1,
 				 .stop_timeout_s = o.stop_timeout_s, .cpulat = &lat};
 	int status = 0;
-	r = mz_supervise(&so, &status, &err);
+	r = domain_run(c, &o, &so, &status, &err);
 	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
-	mz_debug("run: %s: supervised", o.name);
-	if (o.rm) {
-		mz_error_t e2 cleanup_error = NULL;
-		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
-		if (domain_remove(s, o.name, &e2) < 0 && !(e2 && e2->code == ENOENT))
-			fprintf(stderr, "mezzo: warning: could not remove domain %s: %s\n", o.name,
-				e2 ? e2->msg : "");
-	}
-	mz_store_close(s);
 	mz_cpulat_close(&lat);
-	mz_debug("run: %s: removed", o.name);
 	return code;
 }

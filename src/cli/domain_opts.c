@@ -259,6 +259,35 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 	return 0;
 }
 
+void domain_opts_rec(const struct domain_opts *o, struct mz_domain_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	snprintf(rec->name, sizeof(rec->name), "%s", o->name);
+	snprintf(rec->source, sizeof(rec->source), "%s", o->image);
+	size_t len = 0;
+	for (int i = 0; i < o->ncmd; i++)
+		len += strlen(o->cmd[i]) + 1;
+	char *blob = xmalloc(len + 1);
+	size_t off = 0;
+	for (int i = 0; i < o->ncmd; i++) {
+		size_t n = strlen(o->cmd[i]) + 1;
+		memcpy(blob + off, o->cmd[i], n);
+		off += n;
+	}
+	rec->cmd = blob;
+	rec->cmd_len = len;
+	rec->memory = o->memory;
+	rec->pids = o->pids;
+	rec->cpu_weight = o->cpu_weight;
+	rec->cpu_quota_us = o->cpu_quota_us;
+	rec->io_weight = o->io_weight;
+	rec->services = o->services;
+	rec->services_len = o->services_len;
+	rec->init_mode = o->init_mode;
+	rec->autoremove = o->rm;
+	rec->sup_pid = o->supervisor;
+}
+
 int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err)
 {
 	struct mz_layer l;
@@ -276,31 +305,9 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 				"'%s' is a tree: a domain starts from an image or a version "
 				"(snapshot the tree first)",
 				o->image);
-	struct mz_domain_rec rec = {0};
-	snprintf(rec.name, sizeof(rec.name), "%s", o->name);
-	snprintf(rec.source, sizeof(rec.source), "%s", o->image);
-	size_t len = 0;
-	for (int i = 0; i < o->ncmd; i++)
-		len += strlen(o->cmd[i]) + 1;
-	cleanup_free char *blob = xmalloc(len + 1);
-	size_t off = 0;
-	for (int i = 0; i < o->ncmd; i++) {
-		size_t n = strlen(o->cmd[i]) + 1;
-		memcpy(blob + off, o->cmd[i], n);
-		off += n;
-	}
-	rec.cmd = blob;
-	rec.cmd_len = len;
-	rec.memory = o->memory;
-	rec.pids = o->pids;
-	rec.cpu_weight = o->cpu_weight;
-	rec.cpu_quota_us = o->cpu_quota_us;
-	rec.io_weight = o->io_weight;
-	rec.services = o->services;
-	rec.services_len = o->services_len;
-	rec.init_mode = o->init_mode;
-	rec.autoremove = o->rm;
-	rec.sup_pid = o->supervisor;
+	struct mz_domain_rec rec;
+	domain_opts_rec(o, &rec);
+	cleanup_free char *blob = rec.cmd;
 	/* the domain and its place on its LANs, at once or not at all */
 	r = mz_store_begin(s, err);
 	if (r == 0)

@@ -43,11 +43,21 @@ int domain_opts_parse(const char *cmd, const char *usage, int argc, char **argv,
 		      struct domain_opts *o);
 /* Remove a stopped domain: its record, tree, LAN leases and run directory. */
 int domain_remove(mz_store *s, const char *name, mz_error_t *err);
+/* `run`'s supervision of the domain it makes (in this process, or in one
+ * forked for `run -d`): the domain made by the supervisor, beside the
+ * making of its namespaces (supervisor.h), then run until it stops, and
+ * with --rm removed.  so: as for mz_supervise, without store or make. */
+struct mz_sup_opts;
+int domain_run(struct cli *c, const struct domain_opts *o, struct mz_sup_opts *so,
+	       int *status, mz_error_t *err);
 /* Fork the domain's supervisor, detached from this terminal, and wait until
  * the domain's init runs (`start`).  With make (`run --detach`), the
  * supervisor first makes the domain NAME from those options. */
 int domain_start_detached(struct cli *c, const char *name, int stop_timeout,
 			  const struct domain_opts *make, mz_error_t *err);
+/* The domain record the options describe, not written: rec->cmd is
+ * malloc'ed (the caller frees it), rec->services is the options'. */
+void domain_opts_rec(const struct domain_opts *o, struct mz_domain_rec *rec);
 /* Make the domain record (and its tree) from the options. */
 int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err);
 /* "123", "64k", "512M", "2G" -> bytes; -1 on error. */

@@ -503,6 +503,31 @@ bool mz_cg_clone_fallback(struct clone_args *ca, long r)
 	return true;
 }
 
+int mz_cg_sweep_v2(const char *suffix, bool (*keep)(void *arg, const char *name), void *arg)
+{
+	mz_error_t err cleanup_error = NULL;
+	if (layout(&err) < 0 || L.v2 == NULL)
+		return 0;
+	cleanup_free char *parent = xasprintf("%s/" CG_PARENT, L.v2);
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return 0;
+	int n = 0;
+	size_t sl = strlen(suffix);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_type != DT_DIR || l <= sl || strcmp(e->d_name + l - sl, suffix) != 0 ||
+		    keep(arg, e->d_name))
+			continue;
+		/* EBUSY: a run's pid 1 is in it, its record not yet written */
+		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 /* The file listing the domain's processes: v2 if any, else a v1 one. */
 static char *procs_path(const char *rel)
 {

@@ -17,6 +17,25 @@
 
 struct mz_store;
 struct mz_cpulat;
+struct mz_domain_rec;
+
+/* A domain that mz_supervise makes as it starts it (`run`, `run -d`): make()
+ * opens the catalog and writes the domain's record, claimed by this process,
+ * on a thread of its own on the other CPU, while the domain's namespaces and
+ * pid 1 are made beside it from proto, which must say what make() writes
+ * (name, cmd, services, init mode, limits; no LAN).  *store gets the open
+ * catalog: the caller's, to close after mz_supervise returns (also on an
+ * error, if set). */
+struct mz_sup_make {
+	int (*make)(void *arg, struct mz_store **s, mz_error_t *err);
+	void *arg;
+	const struct mz_domain_rec *proto;
+	struct mz_store **store;
+	bool clone_early;        /* false: make() first, then the ordinary order
+				    (a domain on a LAN: its spawn needs the
+				    LAN's files and hooks) */
+};
+
 struct mz_sup_opts {
 	const char *store_root;
 	struct mz_store *store;  /* an open handle to use (this process's, not
@@ -33,6 +52,8 @@ struct mz_sup_opts {
 	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
 	struct mz_cpulat *cpulat; /* the caller's CPU latency request, held since
 				     before the domain was made (run), or NULL */
+	const struct mz_sup_make *make; /* the domain is made here (store NULL),
+					   or NULL: it exists */
 };
 
 /* Run the domain until its init exits; *status gets init's wait status. */
@@ -49,6 +70,12 @@ void mz_domain_cgroup_name(const char *store_root, const char *name, char out[16
  * cgroups (and the dead mount an older mezzo left).  Harmless when nothing
  * is left. */
 int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err);
+
+/* Remove the empty v2 cgroups of this store's domains that the catalog does
+ * not know: a `run` killed after making its domain's pid 1 and before
+ * writing its record leaves one (`mezzo prune` calls this).  Returns how
+ * many went. */
+int mz_domain_sweep_cgroups(struct mz_store *s);
 
 /* Ask NAME's supervisor, over its control socket, to stop the domain
  * (SIGTERM, SIGKILL after timeout_s) and wait until it is down and recorded

@@ -174,7 +174,8 @@ int store_dberr(mz_store *s, mz_error_t *err, const char *what)
 		code = EEXIST;
 	else if ((rc & 0xff) == SQLITE_NOMEM)
 		code = ENOMEM;
-	return mz_error(err, code, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
+	/* the extended code tells a busy snapshot from a busy lock, say */
+	return mz_error(err, code, "catalog: %s: %s (SQLite %d)", what, sqlite3_errmsg(s->db), rc);
 }
 
 int store_row(mz_store *s, sqlite3_stmt *st, void (*from_row)(sqlite3_stmt *, void *), void *out,
