@@ -3,10 +3,12 @@
 Every test gets its own store root under /tmp and its own mount points; the
 fixtures unmount and remove everything they made, even when a test fails.
 """
+import glob
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -48,6 +50,44 @@ def _umount_all_under(path):
         subprocess.run(["umount", "-l", mp], capture_output=True)
 
 
+def cgroup_tag(root):
+    """The store's tag in its domains' cgroup names (supervisor.c,
+    mz_domain_cgroup_name: FNV-1a of the store root, folded to 32 bits)."""
+    h = 1469598103934665603
+    for b in os.path.realpath(root).encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%08x" % ((h ^ (h >> 32)) & 0xFFFFFFFF)
+
+
+def _remove_cgroups_of(root):
+    """What a failed test left of its store's domains in the cgroup
+    hierarchies (v2 and v1): their processes killed, the groups removed."""
+    tag = cgroup_tag(root)
+    groups = (glob.glob(f"/sys/fs/cgroup/*/mezzo/*.{tag}") +
+              glob.glob(f"/sys/fs/cgroup/mezzo/*.{tag}"))
+    for g in groups:
+        try:
+            with open(os.path.join(g, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+    for g in groups:
+        rmdir_cgroup(g)
+
+
+def rmdir_cgroup(g):
+    """rmdir a cgroup, waiting up to 2 s for its last task to leave it (a
+    task leaves its group a little after it dies)."""
+    for _ in range(100):
+        try:
+            os.rmdir(g)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def workdir():
     d = tempfile.mkdtemp(prefix="mezzo-test-")
@@ -68,3 +108,4 @@ def mezzo(workdir):
         _umount_all_under(workdir)
         # servers of this store exit once their mounts are gone
         subprocess.run(["pkill", "-f", f"MEZZO_ROOT={root}"], capture_output=True)
+        _remove_cgroups_of(root)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+from conftest import cgroup_tag, rmdir_cgroup
+
 GRACE0 = {"MEZZO_ORPHAN_GRACE_SECONDS": "0"}
 
 
@@ -191,15 +193,6 @@ def abort_fuse(devs, workdir):
         subprocess.run(["umount", ctl], check=True)
 
 
-def cgroup_tag(root):
-    """The store's tag in its domains' cgroup names (supervisor.c,
-    mz_domain_cgroup_name: FNV-1a of the store root, folded to 32 bits)."""
-    h = 1469598103934665603
-    for b in os.path.realpath(root).encode():
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return "%08x" % ((h ^ (h >> 32)) & 0xFFFFFFFF)
-
-
 def test_prune_sweeps_the_cgroup_of_a_run_killed_before_its_record(mezzo):
     """A `run` makes its domain's pid 1, in the domain's v2 cgroup, while
     another thread writes the domain's record; killed in between, it leaves
@@ -231,14 +224,7 @@ def test_prune_sweeps_the_cgroup_of_a_run_killed_before_its_record(mezzo):
             sleeper.wait()
     finally:
         for g in made:
-            for _ in range(100):
-                try:
-                    os.rmdir(g)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            rmdir_cgroup(g)
         mezzo.run("rm", "--force", "live", check=False)
 
 
