@@ -141,6 +141,27 @@ def test_loopback_only_without_a_lan(dn):
     assert not json.loads(dn.run("--json", "ls").stdout)
 
 
+def test_run_on_a_lan(dn):
+    """`run` and `run -d` on a LAN: the domain is made first and then started
+    in the ordinary order (the early clone is for loopback-only domains), and
+    it has its address, its route and its name in /etc/hosts."""
+    p = dn.run("run", "--rm", "--name", "onlan", "--net", "default", "--",
+               "/bin/sh", "-c", "ip -4 -o addr show eth0; ip -4 route; cat /etc/hosts")
+    assert " eth0 " in p.stdout and "inet 10." in p.stdout, p.stdout
+    assert "default via" in p.stdout and "onlan" in p.stdout, p.stdout
+    name = dn.run("run", "-d", "--rm", "--net", "default", "--", "/bin/sleep", "100").stdout.strip()
+    d = json.loads(dn.run("--json", "inspect", name).stdout)
+    assert d["state"] == "running"
+    addr = dn.run("exec", name, "--", "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    assert "inet 10." in addr, addr
+    dn.run("stop", name)
+    for _ in range(100):
+        if not json.loads(dn.run("--json", "ls").stdout):
+            break
+        time.sleep(0.05)
+    assert not json.loads(dn.run("--json", "ls").stdout)
+
+
 def test_network_bad_input(dn):
     for args, msg in [
         (["-p", "8080:80"], "need a LAN"),
