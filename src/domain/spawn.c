@@ -1,5 +1,8 @@
 /*
- * spawn.c — mz_domain_spawn: make a domain and start its init.
+ * spawn.c — mz_domain_spawn: make a domain and start its init; or the same
+ * in two steps, mz_domain_spawn_begin (up to and with the clone) and
+ * mz_domain_spawn_finish (the rest), for a caller that works meanwhile
+ * (supervisor.c, "A domain made as it starts").
  *
  * First what needs no child: the seccomp program, the children's stacks,
  * the domain's v2 cgroup (and, through spec->root_hook, the caller's mount
