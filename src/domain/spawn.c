@@ -324,7 +324,15 @@ static bool terminal_path(int fd, char *out, size_t n)
 	       a.st_rdev == b.st_rdev && S_ISCHR(a.st_mode);
 }
 
-/* bases: check the id range's host side too (the early begin has none yet) */
+/* The host side of the id range (an early begin has none yet: its finish
+ * checks it). */
+static int check_bases(const struct mz_domain_spec *s, mz_error_t *err)
+{
+	if (s->uid_base == 0 || s->gid_base == 0)
+		return mz_error(err, EINVAL, "the domain's id range must not contain host root");
+	return 0;
+}
+
 static int check_spec(const struct mz_domain_spec *s, bool bases, mz_error_t *err)
 {
 	const char *n = s->name;
@@ -354,8 +362,9 @@ static int check_spec(const struct mz_domain_spec *s, bool bases, mz_error_t *er
 	}
 	if (s->uid_count == 0 || s->gid_count == 0)
 		return mz_error(err, EINVAL, "empty id range");
-	if (bases && (s->uid_base == 0 || s->gid_base == 0))
-		return mz_error(err, EINVAL, "the domain's id range must not contain host root");
+	int r;
+	if (bases && (r = check_bases(s, err)) < 0)
+		return r;
 	if (s->uid >= s->uid_count || s->gid >= s->gid_count)
 		return mz_error(err, EINVAL, "ids %u:%u are outside the domain's range",
 				(unsigned)s->uid, (unsigned)s->gid);
@@ -449,6 +458,7 @@ static void reap(pid_t pid, int pidfd)
 struct mz_spawn {
 	struct child c;               /* read by the children until they exec */
 	const struct mz_domain_spec *spec;
+	bool early;                   /* MZ_SPAWN_EARLY: the bases checked at finish */
 	int ctl, rep, initfd, netfd;  /* the parent's ends; mezzo-init; the netns */
 	int ctl_child, rep_child;     /* the children's ends, closed here once cloned
 					 (c's copies of them are c's: pid 1 reads them) */
@@ -495,6 +505,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 		return r;
 	struct mz_spawn *sp = xcalloc(1, sizeof(*sp));
 	sp->spec = spec;
+	sp->early = early;
 	sp->ctl = sp->rep = sp->initfd = sp->netfd = sp->ctl_child = sp->rep_child = -1;
 	sp->c.join.v2fd = -1;
 	sp->pid = sp->pidfd = -1;
@@ -589,7 +600,7 @@ int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_e
 {
 	const struct mz_domain_spec *spec = sp->spec;
 	pid_t pid = sp->pid;
-	int r = check_spec(spec, true, err);
+	int r = sp->early ? check_bases(spec, err) : 0;
 	if (r == 0)
 		r = mz_idmap_write(pid, spec, err);
 	/* while pid 1 loads its seccomp filter */
@@ -634,8 +645,6 @@ int mz_domain_spawn(const struct mz_domain_spec *spec, struct mz_domain_proc *ou
 	out->pidfd = -1;
 	out->cgroup[0] = '\0';
 	struct mz_spawn *sp;
-	int r = check_spec(spec, true, err);
-	if (r == 0)
-		r = mz_domain_spawn_begin(spec, 0, &sp, err);
+	int r = mz_domain_spawn_begin(spec, 0, &sp, err);
 	return r < 0 ? r : mz_domain_spawn_finish(sp, out, err);
 }

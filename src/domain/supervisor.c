@@ -93,6 +93,35 @@ static void free_argv(char **v)
 	free(v);
 }
 
+/* What a domain's record says its processes are: its command and its
+ * services, parsed from the record's blobs. */
+struct rec_cmd {
+	char **argv;
+	struct mz_service_list sl;
+	struct mz_service *svc;
+};
+
+/* 0, or -1 if the services' blob is malformed (argv is parsed all the same). */
+static int rec_cmd_parse(const struct mz_domain_rec *r, struct rec_cmd *c)
+{
+	c->argv = split_argv(r->cmd, r->cmd_len, r->init_mode == MZ_INIT_IMAGE);
+	if (mz_domain_services_parse(r->services, r->services_len, &c->sl) < 0)
+		return -1;
+	if (c->sl.n) {
+		c->svc = xcalloc(c->sl.n, sizeof(*c->svc));
+		for (size_t i = 0; i < c->sl.n; i++)
+			c->svc[i] = (struct mz_service){.name = c->sl.names[i], .argv = c->sl.argvs[i]};
+	}
+	return 0;
+}
+
+static void rec_cmd_free(struct rec_cmd *c)
+{
+	free_argv(c->argv);
+	free(c->svc);
+	mz_service_list_free(&c->sl);
+}
+
 /* The file system thread mounts the domain's tree, says so, and serves it
  * until it is unmounted; meanwhile this thread makes the console.  The
  * domain itself is made only once the mount is there: a mount namespace is
@@ -590,6 +619,40 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 	}
 }
 
+/* The spec of the domain record r describes (c: its command, parsed), as
+ * this supervisor makes it: rooted at mp, in the cgroup named cgname, with
+ * o's stdio or the console.  The caller adds the id range, and a LAN's
+ * hooks and files. */
+static struct mz_domain_spec spec_of(const struct mz_domain_rec *r, const struct rec_cmd *c,
+				     const char *cgname, const char *mp, const char *init,
+				     const struct mz_sup_opts *o, const struct console *con)
+{
+	struct mz_domain_spec spec = {
+		.name = r->name,
+		.cgroup_name = cgname,
+		.rootfs = mp,
+		.uid_count = MZ_DOMAIN_ID_COUNT,
+		.gid_count = MZ_DOMAIN_ID_COUNT,
+		/* with services and no command of its own, the domain runs
+		   until stopped */
+		.argv = (c->sl.n && r->cmd_len == 0) ? NULL : c->argv,
+		.services = c->svc,
+		.nservices = c->sl.n,
+		.image_init = r->init_mode == MZ_INIT_IMAGE,
+		.tty = o->console ? true : o->tty,
+		.init_path = init,
+		.limits = {.memory_bytes = r->memory,
+			   .pids = r->pids,
+			   .cpu_weight = r->cpu_weight,
+			   .cpu_quota_us = r->cpu_quota_us,
+			   .cpu_period_us = r->cpu_quota_us ? 100000 : 0,
+			   .io_weight = r->io_weight},
+	};
+	for (int i = 0; i < 3; i++)
+		spec.stdio[i] = o->console ? con->slave : o->stdio[i];
+	return spec;
+}
+
 /*
  * A domain made as it starts (`run`): its catalog work and its namespaces
  * side by side.  The catalog's open and the domain's rows (0.8-1.1 ms: a new
@@ -617,9 +680,7 @@ struct early {
 	mz_error_t err;
 	struct mz_spawn *sp;      /* pid 1 waiting for its "go", or NULL */
 	struct mz_domain_spec spec; /* pid 1 reads it until finish */
-	char **argv;
-	struct mz_service_list sl;
-	struct mz_service *svc;
+	struct rec_cmd cmd;         /* spec's command and services */
 	char cgname[160];
 	char *init;
 	char *mp;                 /* the tree's mount point, from the store's
@@ -639,9 +700,7 @@ static void *early_make(void *arg)
 static void early_free(struct early *e)
 {
 	mz_domain_spawn_cancel(e->sp);
-	free_argv(e->argv);
-	free(e->svc);
-	mz_service_list_free(&e->sl);
+	rec_cmd_free(&e->cmd);
 	free(e->init);
 	free(e->mp);
 	mz_error_release(&e->err);
@@ -683,38 +742,11 @@ static int early_start(const struct mz_sup_opts *o, struct early *e, struct cons
 	if (!thread)
 		early_make(e);
 	if (ok && thread) {
-		e->argv = split_argv(p->cmd, p->cmd_len, p->init_mode == MZ_INIT_IMAGE);
 		/* (malformed, the record's would be too: the ordinary order says so) */
-		ok = mz_domain_services_parse(p->services, p->services_len, &e->sl) == 0;
-		if (ok && e->sl.n) {
-			e->svc = xcalloc(e->sl.n, sizeof(*e->svc));
-			for (size_t i = 0; i < e->sl.n; i++)
-				e->svc[i] = (struct mz_service){.name = e->sl.names[i],
-								.argv = e->sl.argvs[i]};
-		}
+		ok = rec_cmd_parse(p, &e->cmd) == 0;
 		mz_domain_cgroup_name(root, p->name, e->cgname);
 		e->init = mz_domain_init_path();
-		e->spec = (struct mz_domain_spec){
-			.name = p->name,
-			.cgroup_name = e->cgname,
-			.rootfs = mp,
-			.uid_count = MZ_DOMAIN_ID_COUNT,
-			.gid_count = MZ_DOMAIN_ID_COUNT,
-			.argv = (e->sl.n && p->cmd_len == 0) ? NULL : e->argv,
-			.services = e->svc,
-			.nservices = e->sl.n,
-			.image_init = p->init_mode == MZ_INIT_IMAGE,
-			.tty = o->console ? true : o->tty,
-			.init_path = e->init,
-			.limits = {.memory_bytes = p->memory,
-				   .pids = p->pids,
-				   .cpu_weight = p->cpu_weight,
-				   .cpu_quota_us = p->cpu_quota_us,
-				   .cpu_period_us = p->cpu_quota_us ? 100000 : 0,
-				   .io_weight = p->io_weight},
-		};
-		for (int i = 0; i < 3; i++)
-			e->spec.stdio[i] = o->console ? con->slave : o->stdio[i];
+		e->spec = spec_of(p, &e->cmd, e->cgname, mp, e->init, o, con);
 		mz_error_t be cleanup_error = NULL;
 		if (ok && mz_domain_spawn_begin(&e->spec, MZ_SPAWN_EARLY, &e->sp, &be) < 0)
 			mz_debug("start: %s: early clone: %s", p->name, be ? be->msg : "");
@@ -788,17 +820,10 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		E.sp = NULL;
 	}
 	cleanup_free char *init = mz_domain_init_path();
-	char **argv = split_argv(rec.cmd, rec.cmd_len, rec.init_mode == MZ_INIT_IMAGE);
-	struct mz_service_list sl = {0};
-	struct mz_service *svc = NULL;
-	if (r == 0 && mz_domain_services_parse(rec.services, rec.services_len, &sl) < 0)
+	struct rec_cmd cmd = {0};
+	if (rec_cmd_parse(&rec, &cmd) < 0 && r == 0)
 		r = mz_error(err, EINVAL, "domain %s: its services in the catalog are malformed",
 			     o->name);
-	if (sl.n) {
-		svc = xcalloc(sl.n, sizeof(*svc));
-		for (size_t i = 0; i < sl.n; i++)
-			svc[i] = (struct mz_service){.name = sl.names[i], .argv = sl.argvs[i]};
-	}
 	uid_t base = MZ_DOMAIN_ID_BASE + (uid_t)rec.slot * MZ_DOMAIN_ID_COUNT;
 	struct sup_control ctl;
 	sup_control_init(&ctl);
@@ -882,35 +907,12 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0) {
 		char cgname[160];
 		mz_domain_cgroup_name(mz_store_root(s), rec.name, cgname);
-		struct mz_domain_spec spec = {
-			.name = rec.name,
-			.cgroup_name = cgname,
-			.rootfs = mp,
-			.uid_base = base,
-			.uid_count = MZ_DOMAIN_ID_COUNT,
-			.gid_base = base,
-			.gid_count = MZ_DOMAIN_ID_COUNT,
-			/* with services and no command of its own, the domain runs
-			   until stopped */
-			.argv = (sl.n && rec.cmd_len == 0) ? NULL : argv,
-			.services = svc,
-			.nservices = sl.n,
-			.image_init = rec.init_mode == MZ_INIT_IMAGE,
-			.net_hook = nleases ? net_hook : NULL,
-			.net_hook_arg = &nj,
-			.hosts_file = hosts,
-			.resolv_file = resolv,
-			.tty = o->console ? true : o->tty,
-			.init_path = init,
-			.limits = {.memory_bytes = rec.memory,
-				   .pids = rec.pids,
-				   .cpu_weight = rec.cpu_weight,
-				   .cpu_quota_us = rec.cpu_quota_us,
-				   .cpu_period_us = rec.cpu_quota_us ? 100000 : 0,
-				   .io_weight = rec.io_weight},
-		};
-		for (int i = 0; i < 3; i++)
-			spec.stdio[i] = o->console ? con.slave : o->stdio[i];
+		struct mz_domain_spec spec = spec_of(&rec, &cmd, cgname, mp, init, o, &con);
+		spec.uid_base = spec.gid_base = base;
+		spec.net_hook = nleases ? net_hook : NULL;
+		spec.net_hook_arg = &nj;
+		spec.hosts_file = hosts;
+		spec.resolv_file = resolv;
 		if (net_thread) {
 			pthread_join(nth, NULL); /* the hook must not race its warm-up */
 			net_thread = false;
@@ -1040,9 +1042,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	sup_control_close(&ctl, NULL);
 	mz_fs_stop(S);
 	mz_debug("stop: %s: recorded", o->name);
-	free_argv(argv);
-	free(svc);
-	mz_service_list_free(&sl);
+	rec_cmd_free(&cmd);
 	mz_domain_rec_free(&rec);
 	early_free(&E);
 	if (own_s)
