@@ -81,9 +81,12 @@ int domain_run(struct cli *c, const struct domain_opts *o, struct mz_sup_opts *s
 	so->store = NULL;
 	so->name = o->name;
 	so->make = &mk;
+	bool removed = false;
+	so->remove = o->rm;
+	so->removed = &removed;
 	int r = mz_supervise(so, status, err);
 	mz_debug("run: %s: supervised", o->name);
-	if (m.made && o->rm) {
+	if (m.made && o->rm && !removed) {
 		mz_error_t e2 cleanup_error = NULL;
 		/* ENOENT: a `mezzo prune` took it once it stopped, as it may */
 		if (domain_remove(s, o->name, &e2) < 0 && !(e2 && e2->code == ENOENT))

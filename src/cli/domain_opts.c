@@ -322,32 +322,8 @@ int domain_opts_create(mz_store *s, const struct domain_opts *o, mz_error_t *err
 
 int domain_remove(mz_store *s, const char *name, mz_error_t *err)
 {
-	struct mz_domain_rec rec;
-	int r = mz_domain_rec_get(s, name, &rec, err);
-	if (r < 0)
-		return r;
-	bool running = rec.sup_pid != 0;
-	mz_domain_rec_free(&rec);
-	if (running)
-		return mz_domain_rec_remove(s, name, err); /* which says why not */
-	r = mz_store_begin(s, err);
+	int r = mz_domain_forget(s, name, 0, err); /* ENOENT, EBUSY if it runs */
 	if (r == 0)
-		r = mz_net_forget_domain(s, name, err);
-	if (r == 0)
-		r = mz_domain_rec_remove(s, name, err);
-	r = r == 0 ? mz_store_commit(s, err) : (mz_store_rollback(s), r);
-	if (r < 0)
-		return r;
-	/* the run directory: logs, the console's socket, the LAN's files */
-	cleanup_free char *dir = mz_domain_run_dir(mz_store_root(s), name);
-	const char *files[] = {"console.log", "console.log.1", "supervisor.log", "hosts",
-			       "resolv.conf", "console.sock"};
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		cleanup_free char *p = xasprintf("%s/%s", dir, files[i]);
-		unlink(p);
-	}
-	cleanup_free char *mp = xasprintf("%s/root", dir); /* older mezzos' mount point */
-	rmdir(mp);
-	rmdir(dir);
-	return 0;
+		mz_domain_run_dir_remove(mz_store_root(s), name);
+	return r;
 }

@@ -503,29 +503,54 @@ bool mz_cg_clone_fallback(struct clone_args *ca, long r)
 	return true;
 }
 
-int mz_cg_sweep_v2(const char *suffix, bool (*keep)(void *arg, const char *name), void *arg)
+/* Remove the groups of one name in the hierarchy roots[0..n) (v2 first):
+ * true if none is left.  A v2 group in use (EBUSY: a run's pid 1 is in it
+ * from its birth, its record not yet written) keeps the v1 ones too, which
+ * that pid 1 joins later. */
+static bool sweep_name(const char *const *roots, int n, bool v2_first, const char *name)
+{
+	bool gone = true;
+	for (int i = 0; i < n; i++) {
+		cleanup_free char *g = xasprintf("%s/" CG_PARENT "/%s", roots[i], name);
+		if (rmdir(g) < 0 && errno != ENOENT) {
+			gone = false;
+			if (i == 0 && v2_first)
+				return false;
+		}
+	}
+	return gone;
+}
+
+int mz_cg_sweep(const char *suffix, bool (*keep)(void *arg, const char *name), void *arg)
 {
 	mz_error_t err cleanup_error = NULL;
-	if (layout(&err) < 0 || L.v2 == NULL)
+	if (layout(&err) < 0)
 		return 0;
-	cleanup_free char *parent = xasprintf("%s/" CG_PARENT, L.v2);
-	DIR *d = opendir(parent);
-	if (d == NULL)
-		return 0;
+	/* v2 first, then the distinct v1 roots: a name found in any of them */
+	const char *roots[C_N + 1];
 	int n = 0;
+	if (L.v2)
+		roots[n++] = L.v2;
+	n += v1_roots(NULL, roots + n);
+	int swept = 0;
 	size_t sl = strlen(suffix);
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_type != DT_DIR || l <= sl || strcmp(e->d_name + l - sl, suffix) != 0 ||
-		    keep(arg, e->d_name))
+	for (int i = 0; i < n; i++) {
+		cleanup_free char *parent = xasprintf("%s/" CG_PARENT, roots[i]);
+		DIR *d = opendir(parent);
+		if (d == NULL)
 			continue;
-		/* EBUSY: a run's pid 1 is in it, its record not yet written */
-		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
-			n++;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			size_t l = strlen(e->d_name);
+			if (e->d_type != DT_DIR || l <= sl ||
+			    strcmp(e->d_name + l - sl, suffix) != 0 || keep(arg, e->d_name))
+				continue;
+			if (sweep_name(roots, n, L.v2 != NULL, e->d_name))
+				swept++;
+		}
+		closedir(d);
 	}
-	closedir(d);
-	return n;
+	return swept;
 }
 
 /* The file listing the domain's processes: v2 if any, else a v1 one. */

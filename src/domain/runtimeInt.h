@@ -62,10 +62,12 @@ bool mz_cg_clone_fallback(struct clone_args *ca, long r);
 /* SIGKILL: cgroup.kill where there is one, else kill every listed process until
  * the group is empty.  Other signals: every listed process once. */
 int mz_cg_signal(const char *rel, int sig, mz_error_t *err);
-/* rmdir every empty v2 group "mezzo/NAME" ending in suffix that keep() does not want:
- * what a run killed between its early clone and its record left (supervisor.c,
- * "A domain made as it starts").  Returns how many went. */
-int mz_cg_sweep_v2(const char *suffix, bool (*keep)(void *arg, const char *name), void *arg);
+/* rmdir the empty groups "mezzo/NAME", v2 and v1, of every NAME ending in
+ * suffix that keep() does not want: what a run killed between its early
+ * clone and its record left (supervisor.c, "A domain made as it starts").
+ * A name whose v2 group is in use keeps its v1 groups.  Returns how many
+ * names went. */
+int mz_cg_sweep(const char *suffix, bool (*keep)(void *arg, const char *name), void *arg);
 /* rmdir the groups (retrying briefly while the last tasks leave). */
 int mz_cg_remove(const char *rel, mz_error_t *err);
 int mz_cg_stats(const char *rel, struct mz_domain_stats *st, mz_error_t *err);

@@ -10,11 +10,11 @@
  * One clone3 makes the domain's first process ("pid 1") in new user, pid,
  * mount, uts, ipc and network namespaces, born into the domain's v2 cgroup
  * (CLONE_INTO_CGROUP) with a pidfd for the caller.  Then, in parallel:
- *   parent: writes the id maps, makes the v1 cgroups (hybrid hosts; the v2
- *           group had to exist before the clone), sets the rlimits, says
- *           "go", brings up the
- *           domain's loopback from outside (setns of the calling thread into
- *           the domain's network namespace, for one socket), says "lo";
+ *   parent: makes the v1 cgroups (hybrid hosts; the v2 group had to exist
+ *           before the clone) and sets the rlimits (the end of _begin);
+ *           writes the id maps, says "go", brings up the domain's loopback
+ *           from outside (setns of the calling thread into the domain's
+ *           network namespace, for one socket), says "lo" (_finish);
  *   pid 1:  sets no_new_privs and the seccomp filter (secure.c), waits for
  *           "go", moves itself into the v1 groups (hybrid hosts), builds
  *           the root (mounts.c), becomes the domain's root user, sets
@@ -589,6 +589,20 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 	close(steal_fd(&sp->rep_child));
 	if ((r = netns_open(pid, &sp->netfd, err)) < 0)
 		goto fail;
+	/* While pid 1 loads its seccomp filter (and, for an early spawn, while
+	 * the caller's catalog work finishes): what needs only pid 1 and the
+	 * group's name.  An early spawn's v2 group was new, so no domain of
+	 * this name runs, and groups of its name elsewhere are leftovers. */
+	if ((r = mz_cg_create_v1(sp->cg, &spec->limits, err)) < 0)
+		goto fail;
+	if (spec->limits.nofile > 0) {
+		struct rlimit rl = {(rlim_t)spec->limits.nofile, (rlim_t)spec->limits.nofile};
+		if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0) {
+			r = mz_error_sys(err, errno, "cannot set RLIMIT_NOFILE to %lld",
+					 (long long)spec->limits.nofile);
+			goto fail;
+		}
+	}
 	*out = sp;
 	return 0;
 fail:
@@ -603,15 +617,6 @@ int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_e
 	int r = sp->early ? check_bases(spec, err) : 0;
 	if (r == 0)
 		r = mz_idmap_write(pid, spec, err);
-	/* while pid 1 loads its seccomp filter */
-	if (r == 0)
-		r = mz_cg_create_v1(sp->cg, &spec->limits, err);
-	if (r == 0 && spec->limits.nofile > 0) {
-		struct rlimit rl = {(rlim_t)spec->limits.nofile, (rlim_t)spec->limits.nofile};
-		if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
-			r = mz_error_sys(err, errno, "cannot set RLIMIT_NOFILE to %lld",
-					 (long long)spec->limits.nofile);
-	}
 	if (r == 0 && send(sp->ctl, "g", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(sp->rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's first process");
 	/* while pid 1 builds the file system tree */

@@ -717,10 +717,15 @@ static int early_start(const struct mz_sup_opts *o, struct early *e, struct cons
 		       mz_error_t *err)
 {
 	const struct mz_domain_rec *p = e->mk->proto;
-	/* a store not made yet has no root to resolve: the ordinary order */
-	cleanup_free char *root = realpath(o->store_root, NULL);
+	/* The catalog's open and the record, first: the longer of the two
+	 * paths (~0.9 ms here, against ~0.8 ms from here to the clone's end). */
+	bool thread = e->mk->clone_early &&
+		      mz_thread_start_apart(&e->th, 0, early_make, e) == 0;
+	/* a store not made yet (make() may be making it) has no root to
+	 * resolve, or no run directory yet: the ordinary order */
+	cleanup_free char *root = thread ? realpath(o->store_root, NULL) : NULL;
 	const char *mp = e->mp = root ? xasprintf("%s/run/mnt", root) : NULL;
-	bool ok = e->mk->clone_early && mp != NULL && (mkdir(mp, 0700) == 0 || errno == EEXIST);
+	bool ok = mp != NULL && (mkdir(mp, 0700) == 0 || errno == EEXIST);
 	/* the mount namespace pid 1's is copied from, with its mount point
 	 * shared (above) */
 	if (ok) {
@@ -738,10 +743,9 @@ static int early_start(const struct mz_sup_opts *o, struct early *e, struct cons
 						.listen = -1, .client = -1};
 		}
 	}
-	bool thread = ok && mz_thread_start_apart(&e->th, 0, early_make, e) == 0;
 	if (!thread)
 		early_make(e);
-	if (ok && thread) {
+	if (ok) {
 		/* (malformed, the record's would be too: the ordinary order says so) */
 		ok = rec_cmd_parse(p, &e->cmd) == 0;
 		mz_domain_cgroup_name(root, p->name, e->cgname);
@@ -846,7 +850,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	 * exist in the tree and in the run directory (below) */
 	struct mz_lease_rec *leases = NULL;
 	size_t nleases = 0;
-	if (r == 0)
+	/* (one made here to clone early is on none) */
+	if (r == 0 && !(o->make && o->make->clone_early))
 		r = mz_lease_list(s, o->name, 0, &leases, &nleases, err);
 	mz_lease_recs_free(leases, nleases);
 	/* a LAN's files are made below; a console's and a log's beside the
@@ -892,7 +897,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		.fo = {.uid_base = base, .uid_count = MZ_DOMAIN_ID_COUNT,
 		       .gid_base = base, .gid_count = MZ_DOMAIN_ID_COUNT,
 		       .allow_suid = true, .allow_dev = false, .ready_fd = -1,
-		       .control_later = true,
+		       .control_later = true, .fresh = o->make != NULL,
 		       .store = lend ? s : NULL},
 		.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
 	};
@@ -1022,24 +1027,49 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	mz_store *last = s ? s : S ? mz_fs_store(S) : NULL;
 	if (last == NULL && mz_store_open(o->store_root, &s, &e3) == 0)
 		last = s;
+	bool removed = false;
 	if (last == NULL) {
 		mz_warn("cannot record that %s stopped: %s", o->name, e3 ? e3->msg : "");
 	} else {
+		/* One commit for them all (each of its own cost a WAL write);
+		 * should it fail to begin, each statement commits alone. */
+		bool tx = mz_store_begin(last, &e3) == 0;
+		mz_error_release(&e3);
 		/* its filter elements go; its veths died with its namespace */
 		if (nleases && mz_net_detach(last, o->name, &e3) < 0)
 			mz_warn("%s", e3 ? e3->msg : "");
 		mz_error_release(&e3);
+		/* run --rm: the domain goes, and its tree with it, so there is
+		 * nothing to release or to mark stopped.  Failing that, it stays
+		 * stopped, for the caller or `mezzo prune` to remove. */
+		removed = o->remove && mz_domain_forget(last, o->name, getpid(), &e3) == 0;
+		if (o->remove && !removed)
+			mz_warn("could not remove domain %s: %s", o->name, e3 ? e3->msg : "");
+		mz_error_release(&e3);
 		/* the tree is free for the next start, before we are gone */
-		bool released = S == NULL || mz_fs_release(S, &e3) == 0;
+		bool released = removed || S == NULL || mz_fs_release(S, &e3) == 0;
 		if (!released)
 			mz_warn("%s", e3 ? e3->msg : "");
 		mz_error_release(&e3);
-		if (mz_domain_rec_set_stopped(last, o->name, r == 0 ? *status : -1, &e3) < 0)
+		bool stopped = removed ||
+			       mz_domain_rec_set_stopped(last, o->name, r == 0 ? *status : -1, &e3) == 0;
+		if (!stopped)
 			mz_warn("%s", e3 ? e3->msg : "");
-		else if (released)
+		mz_error_release(&e3);
+		if (tx && mz_store_commit(last, &e3) < 0) {
+			mz_warn("cannot record that %s stopped: %s", o->name, e3 ? e3->msg : "");
+			stopped = removed = false;
+		}
+		if (removed)
+			mz_fs_disown(S); /* its tree is gone: nothing to release */
+		if (stopped && released)
 			sup_control_close(&ctl, "stopped"); /* down, and recorded so */
 	}
 	sup_control_close(&ctl, NULL);
+	if (removed)
+		mz_domain_run_dir_remove(mz_store_root(last), o->name);
+	if (o->removed)
+		*o->removed = removed;
 	mz_fs_stop(S);
 	mz_debug("stop: %s: recorded", o->name);
 	rec_cmd_free(&cmd);
@@ -1091,7 +1121,7 @@ int mz_domain_sweep_cgroups(mz_store *s)
 	char tag[160];
 	mz_domain_cgroup_name(mz_store_root(s), "", tag);
 	struct sweep w = {.s = s, .taglen = strlen(tag)};
-	return mz_cg_sweep_v2(tag, sweep_keep, &w);
+	return mz_cg_sweep(tag, sweep_keep, &w);
 }
 
 int mz_domain_proc_of(const char *store_root, const char *name, pid_t init_pid,

@@ -50,6 +50,9 @@ struct mz_sup_opts {
 				    once the domain is claimed */
 	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs */
 	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
+	bool remove;             /* once stopped, remove the domain (run --rm):
+				    in the commit that says it stopped */
+	bool *removed;           /* if not NULL: set true once it is removed */
 	struct mz_cpulat *cpulat; /* the caller's CPU latency request, held since
 				     before the domain was made (run), or NULL */
 	const struct mz_sup_make *make; /* the domain is made here (store NULL),
@@ -71,10 +74,10 @@ void mz_domain_cgroup_name(const char *store_root, const char *name, char out[16
  * is left. */
 int mz_domain_reap_orphan(const char *store_root, const char *name, mz_error_t *err);
 
-/* Remove the empty v2 cgroups of this store's domains that the catalog does
- * not know: a `run` killed after making its domain's pid 1 and before
- * writing its record leaves one (`mezzo prune` calls this).  Returns how
- * many went. */
+/* Remove the empty cgroups (v2 and v1) of this store's domains that the
+ * catalog does not know: a `run` killed after making its domain's pid 1 and
+ * before writing its record leaves them (`mezzo prune` calls this).
+ * Returns how many domains' groups went. */
 int mz_domain_sweep_cgroups(struct mz_store *s);
 
 /* Ask NAME's supervisor, over its control socket, to stop the domain
@@ -86,6 +89,13 @@ int mz_domain_ask_stop(const char *store_root, const char *name, int timeout_s,
 
 /* Where the pieces of a running domain live. */
 char *mz_domain_run_dir(const char *store_root, const char *name);
+/* Remove a domain from the catalog: its record, its tree and its place on
+ * its LANs, in one transaction.  ENOENT if there is none; EBUSY if it runs,
+ * unless self (0: nobody) is its supervisor, removing it as it stops. */
+int mz_domain_forget(struct mz_store *s, const char *name, pid_t self, mz_error_t *err);
+/* Remove the files of a domain's run directory (logs, console socket, LAN
+ * files) and the directory; harmless if there are none. */
+void mz_domain_run_dir_remove(const char *store_root, const char *name);
 /* The static init binary: $MEZZO_INIT, else mezzo-init beside this binary. */
 char *mz_domain_init_path(void);
 

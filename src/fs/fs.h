@@ -33,6 +33,9 @@ struct mz_fs_opts {
 	 * an inode in the store's run directory, ~0.1 ms on this ext4); else by
 	 * mz_fs_start, before it says "ok". */
 	bool control_later;
+	/* The tree was made by this process just now (`run`): it has no
+	 * inodes unlinked while open by a server that died, none to reap. */
+	bool fresh;
 };
 
 /* A running server of one tree. */
@@ -51,6 +54,9 @@ struct mz_store *mz_fs_store(struct fs_server *S);
  * mz_fs_stop then leaves the tree alone.  An anonymous tree (drop_on_exit)
  * is kept until mz_fs_stop drops it. */
 int mz_fs_release(struct fs_server *S, mz_error_t *err);
+/* Once mz_fs_run has returned and the tree was removed from the catalog
+ * (its domain with it): mz_fs_stop then leaves it alone.  S may be NULL. */
+void mz_fs_disown(struct fs_server *S);
 /* Release everything (after mz_fs_run returned, or instead of it). */
 void mz_fs_stop(struct fs_server *S);
 /* For the owner of a lent handle (mz_fs_opts.store), while the server runs:

@@ -641,7 +641,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		r = mz_layer_claim(S->store, layer, getpid(), err); /* one server per tree */
 	S->claimed = r == 0;
 	/* Inodes unlinked while open when a previous server died. */
-	if (r == 0)
+	if (r == 0 && !o->fresh)
 		r = mz_view_reap_all(S->view, err);
 	if (r == 0 && !o->control_later)
 		r = fs_control_open(S, err);
@@ -714,6 +714,12 @@ int mz_fs_release(struct fs_server *S, mz_error_t *err)
 	if (r == 0)
 		S->claimed = false;
 	return r;
+}
+
+void mz_fs_disown(struct fs_server *S)
+{
+	if (S)
+		S->claimed = false;
 }
 
 void mz_fs_stop(struct fs_server *S)

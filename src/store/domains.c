@@ -186,6 +186,11 @@ static int claim_rows(mz_store *s, const char *name, pid_t sup, struct mz_domain
 	 * server per tree), and its server then has nothing to claim. */
 	if ((rc = mz_layer_claim(s, out->tree, sup, err)) < 0)
 		return rc;
+	/* made claimed by this very process (`run`), and not started yet: a
+	 * write would change nothing, and cost the commit a WAL write (the
+	 * record's sup_pid reads as ours only if its start time is ours too) */
+	if (out->sup_pid == sup && out->init_pid == 0)
+		return 0;
 	sqlite3_stmt *st = store_stmt(
 		s, "UPDATE domain SET sup_pid = ?, sup_start = ?, init_pid = 0 WHERE name = ?");
 	sqlite3_bind_int(st, 1, sup);
@@ -230,7 +235,7 @@ int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_erro
 	return store_step_done(s, st, err, "mark domain stopped");
 }
 
-int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err)
+int mz_domain_rec_remove(mz_store *s, const char *name, pid_t self, mz_error_t *err)
 {
 	int rc = mz_store_begin(s, err);
 	if (rc < 0)
@@ -239,7 +244,7 @@ int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err)
 	if ((rc = mz_domain_rec_get(s, name, &r, err)) < 0)
 		goto fail;
 	mz_domain_rec_free(&r);
-	if (r.sup_pid) {
+	if (r.sup_pid && r.sup_pid != self) {
 		rc = mz_error(err, EBUSY, "domain '%s' is running: stop it first, or rm --force",
 			      name);
 		goto fail;

@@ -320,8 +320,9 @@ int mz_domain_rec_claim(mz_store *s, const char *name, pid_t sup, struct mz_doma
 int mz_domain_rec_set_running(mz_store *s, const char *name, pid_t init_pid, mz_error_t *err);
 /* Init exited with this wait status; the supervisor lets go. */
 int mz_domain_rec_set_stopped(mz_store *s, const char *name, int status, mz_error_t *err);
-/* Forget the domain and remove its tree. */
-int mz_domain_rec_remove(mz_store *s, const char *name, mz_error_t *err);
+/* Forget the domain and remove its tree: EBUSY if a live supervisor other
+ * than self (0: any) holds it. */
+int mz_domain_rec_remove(mz_store *s, const char *name, pid_t self, mz_error_t *err);
 /* The services blob of a record: append one; parse all (-EINVAL if it is
  * malformed); the parsed list points into the blob, which must outlive it. */
 struct mz_service_list {

@@ -194,21 +194,28 @@ def abort_fuse(devs, workdir):
 
 
 def test_prune_sweeps_the_cgroup_of_a_run_killed_before_its_record(mezzo):
-    """A `run` makes its domain's pid 1, in the domain's v2 cgroup, while
-    another thread writes the domain's record; killed in between, it leaves
-    an empty group that no record names.  `prune` removes such groups of its
-    own store, and no other: not a running domain's, not another store's,
-    not one a process is in."""
+    """A `run` makes its domain's pid 1, in the domain's v2 cgroup, and its
+    v1 groups (hybrid hosts) while another thread writes the domain's
+    record; killed in between, it leaves empty groups that no record names.
+    `prune` removes such groups of its own store, and no other: not a
+    running domain's, not another store's, not one a process is in (nor the
+    v1 groups of a name whose v2 group a process is in: that pid 1 joins
+    them once its record is written)."""
     mezzo.run("image", "busybox")
     v2 = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified/mezzo") \
         else "/sys/fs/cgroup"
+    v1 = [f"/sys/fs/cgroup/{c}" for c in ("memory", "pids")
+          if os.path.isdir(f"/sys/fs/cgroup/{c}/mezzo")]
     tag = cgroup_tag(mezzo.root)
     mezzo.run("run", "-d", "--name", "live", "--", "/bin/sleep", "1000")
     made = []
     try:
         ghost, other, busy = (f"{v2}/mezzo/ghost.{tag}", f"{v2}/mezzo/ghost.0badf00d",
                               f"{v2}/mezzo/busy.{tag}")
-        for g in (ghost, other, busy):
+        ghost1 = [f"{r}/mezzo/ghost.{tag}" for r in v1]
+        only1 = [f"{r}/mezzo/only1.{tag}" for r in v1]  # its v2 group gone already
+        busy1 = [f"{r}/mezzo/busy.{tag}" for r in v1]
+        for g in (ghost, other, busy, *ghost1, *only1, *busy1):
             os.mkdir(g)
             made.append(g)
         sleeper = subprocess.Popen(["/bin/sleep", "1000"])
@@ -217,8 +224,11 @@ def test_prune_sweeps_the_cgroup_of_a_run_killed_before_its_record(mezzo):
                 f.write(str(sleeper.pid))
             assert mezzo.run("prune").stdout == ""
             assert not os.path.exists(ghost)
+            assert not any(os.path.exists(g) for g in ghost1 + only1)
             assert os.path.isdir(other) and os.path.isdir(busy)
+            assert all(os.path.isdir(g) for g in busy1)
             assert os.path.isdir(f"{v2}/mezzo/live.{tag}")
+            assert all(os.path.isdir(f"{r}/mezzo/live.{tag}") for r in v1)
         finally:
             sleeper.kill()
             sleeper.wait()
