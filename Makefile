@@ -72,6 +72,8 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmezzo.a
 
 $(B)/mezzo-init: $(INIT_SRC) $(wildcard src/init/*.h) Makefile
 	@mkdir -p $(dir $@)
+	@command -v $(INIT_CC) >/dev/null || { echo "mezzo-init is built with $(INIT_CC):" \
+		"run ./setup --deps (Debian's musl-tools), or make INIT_CC=cc" >&2; exit 1; }
 	@echo '  LD     $@ (static)'; $(INIT_CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ $(INIT_SRC)
 
 $(B)/tests/helpers/%: tests/helpers/%.c $(B)/libmezzo.a

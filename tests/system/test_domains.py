@@ -124,10 +124,13 @@ def test_prune_removes_what_a_killed_run_rm_left(dz):
 
 
 def wait_gone(m, name, timeout=10):
+    """True once the domain is gone: from the catalog, and its run directory
+    (logs, console socket) with it."""
     end = time.monotonic() + timeout
-    while name in domains(m) and time.monotonic() < end:
+    rundir = os.path.join(m.root, "run/domains", name)
+    while (name in domains(m) or os.path.exists(rundir)) and time.monotonic() < end:
         time.sleep(0.05)
-    return name not in domains(m)
+    return name not in domains(m) and not os.path.exists(rundir)
 
 
 def test_run_detached(dz):
