@@ -24,7 +24,8 @@ static const char exec_usage[] =
 	"Run CMD inside the running domain NAME (its pid, mount, network, ipc, uts,\n"
 	"user and cgroup namespaces, its cgroup and limits), as root of the domain\n"
 	"unless --user; with this terminal when stdin is one.  Exits with CMD's\n"
-	"status (128+N if a signal N ended it).\n"
+	"status (128+N if a signal N ended it); else 125 if mezzo failed, 126 if\n"
+	"CMD is not executable, 127 if it was not found; 2 for a usage error.\n"
 	"\n"
 	"Example:\n"
 	"  mezzo exec web -- /bin/sh -c 'ps; ip addr'\n";
@@ -69,18 +70,18 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	{
 		cleanup_store mz_store *s = NULL;
 		if (cli_store(c, &s, &err) < 0 || mz_domain_rec_get(s, name, &rec, &err) < 0)
-			return cli_fail(&err);
+			return cli_fail_cmd(&err);
 		mz_domain_rec_free(&rec);
 		root = xstrdup(mz_store_root(s));
 	}
 	if (!rec.init_pid) {
 		mz_error(&err, EINVAL, "domain '%s' is not running ('mezzo start %s')", name, name);
-		return cli_fail(&err);
+		return cli_fail_cmd(&err);
 	}
 	struct mz_domain_proc p;
 	if (mz_domain_proc_of(root, name, rec.init_pid, &p) < 0) {
 		mz_error_sys(&err, errno, "domain '%s' stopped meanwhile", name);
-		return cli_fail(&err);
+		return cli_fail_cmd(&err);
 	}
 	struct mz_exec_spec x = {.argv = argv + i, .cwd = cwd, .uid = uid, .gid = gid,
 				 .stdio = {0, 1, 2}, .tty = isatty(0)};
@@ -88,12 +89,12 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	int r = mz_domain_exec(&p, &x, &pid, &err);
 	close(p.pidfd);
 	if (r < 0)
-		return cli_fail(&err);
+		return cli_fail_cmd(&err);
 	int status;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			mz_error_sys(&err, errno, "waitpid");
-			return cli_fail(&err);
+			return cli_fail_cmd(&err);
 		}
 	}
 	return exit_code_of(status);

@@ -27,6 +27,10 @@ static const char run_usage[] =
 	"own pid 1, hostname, network stack (loopback), users (root inside is an\n"
 	"unprivileged host uid) and copy-on-write files.\n"
 	"\n"
+	"Exit status: CMD's; else 125 if mezzo failed, 126 if CMD is not executable,\n"
+	"127 if it was not found (with -d: 0 once CMD runs, or one of these);\n"
+	"2 for a usage error.\n"
+	"\n"
 	"  -d, --detach      run it in the background: print its name and return as\n"
 	"                    soon as CMD runs (its output goes to 'mezzo logs NAME';\n"
 	"                    'mezzo exec', 'mezzo console' and 'mezzo stop' reach it).\n"
@@ -118,7 +122,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	if (o.detach) {
 		mz_error_t err cleanup_error = NULL;
 		if (domain_start_detached(c, o.name, o.stop_timeout_s, &o, &err) < 0)
-			return cli_fail(&err);
+			return cli_fail_cmd(&err);
 		if (!c->quiet)
 			printf("%s\n", o.name);
 		return EXIT_OK;
@@ -136,7 +140,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 				 .stop_timeout_s = o.stop_timeout_s, .cpulat = &lat};
 	int status = 0;
 	r = domain_run(c, &o, &so, &status, &err);
-	int code = r < 0 ? cli_fail(&err) : exit_code_of(status);
+	int code = r < 0 ? cli_fail_cmd(&err) : exit_code_of(status);
 	mz_cpulat_close(&lat);
 	return code;
 }

@@ -92,7 +92,23 @@ int cli_wait_ready(int fd, mz_error_t *err)
 	msg[strcspn(msg, "\n")] = '\0';
 	if (strcmp(msg, "ok") == 0)
 		return 0;
-	return mz_error(err, EIO, "%s", strncmp(msg, "error: ", 7) == 0 ? msg + 7 : msg);
+	/* "error: MSG", or "error NNN: MSG" for a command that could not run */
+	int status = 0, at = 0;
+	if (strncmp(msg, "error: ", 7) == 0)
+		at = 7;
+	else if (sscanf(msg, "error %3d: %n", &status, &at) != 1 || at == 0)
+		status = at = 0;
+	bool empty = err && *err == NULL;
+	int r = mz_error(err, EIO, "%s", msg + at);
+	if (empty && *err && (status == MZ_EXIT_NOEXEC || status == MZ_EXIT_NOTFOUND))
+		(*err)->status = status;
+	return r;
+}
+
+int cli_fail_cmd(mz_error_t *err)
+{
+	cli_fail(err);
+	return err && *err && (*err)->status ? (*err)->status : EXIT_RUN_FAIL;
 }
 
 bool cli_is_help(const char *arg)

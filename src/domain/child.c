@@ -101,11 +101,12 @@ pid_t mz_clone_fn(struct clone_args *ca, void (*fn)(void *), void *arg, void *st
 #endif
 }
 
-void mz_child_report(int fd, int err, const char *what, const char *arg)
+static void report(int fd, int status, int err, const char *what, const char *arg)
 {
 	struct mz_init_msg m;
 	memset(&m, 0, sizeof(m));
 	m.err = err;
+	m.status = status;
 	size_t n = 0, cap = sizeof(m.msg) - 1;
 	for (const char *p = what; p && *p && n < cap; p++)
 		m.msg[n++] = *p;
@@ -115,6 +116,16 @@ void mz_child_report(int fd, int err, const char *what, const char *arg)
 			m.msg[n++] = *p;
 	}
 	mz_sys(SYS_write, fd, &m, sizeof(m)); /* if the parent is gone, nobody to tell */
+}
+
+void mz_child_report(int fd, int err, const char *what, const char *arg)
+{
+	report(fd, 0, err, what, arg);
+}
+
+void mz_child_report_exec(int fd, int err, const char *what, const char *arg)
+{
+	report(fd, MZ_INIT_EXEC_STATUS(err), err, what, arg);
 }
 
 int mz_child_keep_only(const int keep[], int n)

@@ -106,7 +106,7 @@ static __attribute__((noreturn)) void xchild_main(struct xchild *c)
 	if ((r = mz_seccomp_apply(c->prog, &what)) < 0)
 		goto fail;
 	r = mz_exec_search(x->argv, c->envp);
-	mz_child_report(c->sock, -r, "cannot run", x->argv[0]);
+	mz_child_report_exec(c->sock, -r, "cannot run", x->argv[0]);
 	_exit(r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
 fail:
 	mz_child_report(c->sock, -r, what, NULL);
@@ -181,7 +181,10 @@ int mz_domain_exec(const struct mz_domain_proc *d, const struct mz_exec_spec *x,
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(m)) {
 		m.msg[sizeof(m.msg) - 1] = '\0';
+		bool empty = err && *err == NULL;
 		r = mz_error_sys(err, m.err > 0 ? m.err : EIO, "exec in domain: %s", m.msg);
+		if (empty && *err)
+			(*err)->status = m.status;
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return r;

@@ -127,8 +127,10 @@ pid_t mz_clone_fn(struct clone_args *ca, void (*fn)(void *), void *arg, void *st
 		  size_t stack_size);
 bool mz_clone_shares_vm(void);
 
-/* Write one struct mz_init_msg on fd: "WHAT[ ARG]" and err. */
+/* Write one struct mz_init_msg on fd: "WHAT[ ARG]" and err; _exec: the
+ * failure is the command's exec (its status 127 or 126 goes with it). */
 void mz_child_report(int fd, int err, const char *what, const char *arg);
+void mz_child_report_exec(int fd, int err, const char *what, const char *arg);
 /* Close every fd but keep[] (entries < 0 ignored; at most 8 of them):
  * 0 or -errno. */
 int mz_child_keep_only(const int keep[], int n);

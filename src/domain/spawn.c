@@ -142,7 +142,7 @@ static void cmd_main(void *arg)
 		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
 	}
 	r = mz_exec_search(s->argv, c->envp);
-	mz_child_report(3, -r, "cannot run", s->argv[0]);
+	mz_child_report_exec(3, -r, "cannot run", s->argv[0]);
 	mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
 }
 
@@ -236,7 +236,7 @@ static void child_main(void *arg)
 		if (child_wait(ctl) != 1)
 			mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
 		r = mz_exec_search(s->argv, c->envp);
-		mz_child_report(3, -r, "cannot run the image's init", s->argv[0]);
+		mz_child_report_exec(3, -r, "cannot run the image's init", s->argv[0]);
 		mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
 	}
 	if (s->argv) {
@@ -438,8 +438,11 @@ static int wait_ready(int fd, mz_error_t *err)
 			return r;
 		if (r == 0 && (size_t)n == sizeof(m)) {
 			m.msg[sizeof(m.msg) - 1] = '\0';
+			bool empty = err && *err == NULL;
 			r = m.err > 0 ? mz_error_sys(err, m.err, "domain: %s", m.msg)
 				      : mz_error(err, EIO, "domain: %s", m.msg);
+			if (empty && *err)
+				(*err)->status = m.status;
 		}
 	}
 }

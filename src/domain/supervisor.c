@@ -419,6 +419,16 @@ static void tell(int *fd, const char *msg)
 	*fd = -1;
 }
 
+/* "error: MSG", or "error NNN: MSG" when the command could not run (its
+ * status, for `run -d` to exit with: cli_wait_ready). */
+static void tell_error(int *fd, mz_error_t e)
+{
+	cleanup_free char *m =
+		e && e->status ? xasprintf("error %d: %s\n", e->status, e->msg ? e->msg : "")
+			       : xasprintf("error: %s\n", e && e->msg ? e->msg : "");
+	tell(fd, m);
+}
+
 /* The console: init's terminal, kept here and logged with a size cap. */
 struct console {
 	int master, slave, log;
@@ -807,8 +817,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		console_close(&con);
 		if (own_s)
 			mz_store_close(s);
-		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
-		tell(&ready_fd, m);
+		tell_error(&ready_fd, *err);
 		mz_cpulat_close(&own_lat);
 		return r;
 	}
@@ -966,8 +975,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			mz_fs_catalog_leave(job.S);
 	}
 	if (r < 0) {
-		cleanup_free char *m = xasprintf("error: %s\n", *err ? (*err)->msg : "");
-		tell(&ready_fd, m);
+		tell_error(&ready_fd, *err);
 	} else {
 		tell(&ready_fd, "ok\n");
 		/* the other members of its LANs learn its name: after "ok", a

@@ -76,21 +76,39 @@ static bool is_pid1;
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /* Report a failure: to the spawner while it listens (it adds strerror and
- * makes it the spawn's error), else on stderr. */
-static void say(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(int err, const char *fmt, ...)
+ * makes it the spawn's error), else on stderr.  status: CMD's exec failed,
+ * and this is what a shell would say of it (protocol.h); else 0. */
+static void vsay(int status, int err, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void vsay(int status, int err, const char *fmt, va_list ap)
 {
-	struct mz_init_msg m = {.err = err};
-	va_list ap;
-	va_start(ap, fmt);
+	struct mz_init_msg m = {.err = err, .status = status};
 	vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
-	va_end(ap);
 	if (ready_fd >= 0 && write(ready_fd, &m, sizeof(m)) == (ssize_t)sizeof(m))
 		return;
 	if (err)
 		dprintf(2, "mezzo-init: %s: %s\n", m.msg, strerror(err));
 	else
 		dprintf(2, "mezzo-init: %s\n", m.msg);
+}
+
+static void say(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(0, err, fmt, ap);
+	va_end(ap);
+}
+
+static void say_status(int status, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say_status(int status, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(status, err, fmt, ap);
+	va_end(ap);
 }
 
 static void usage(void)
@@ -246,8 +264,8 @@ static void service_exec(struct service *s)
 		fcntl(ready_fd, F_SETFD, FD_CLOEXEC); /* closed by a successful exec */
 	exec_search(s->argv);
 	int e = errno;
-	say(e, "cannot run %s", s->argv[0]);
-	_exit(e == ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
+	say_status(MZ_INIT_EXEC_STATUS(e), e, "cannot run %s", s->argv[0]);
+	_exit(MZ_INIT_EXEC_STATUS(e));
 }
 
 static int64_t mono_ms(void)

@@ -28,16 +28,21 @@
 #ifndef MZ_INIT_PROTOCOL_H
 #define MZ_INIT_PROTOCOL_H
 
+#include <errno.h>
 #include <stdint.h>
 
 struct mz_init_msg {
 	int32_t err;      /* positive errno */
-	char msg[252];    /* NUL-terminated: what failed */
+	int32_t status;   /* CMD's exec failed: the status a shell gives it
+			     (MZ_INIT_EXIT_*); 0: something else failed */
+	char msg[248];    /* NUL-terminated: what failed */
 };
 
 /* Exit statuses of init that mean "CMD never ran" (as a shell reports them). */
 #define MZ_INIT_EXIT_NOTFOUND 127 /* CMD not found, or the domain setup failed */
 #define MZ_INIT_EXIT_NOEXEC 126   /* CMD found but not executable */
+/* The status of a CMD whose exec failed with errno e. */
+#define MZ_INIT_EXEC_STATUS(e) ((e) == ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC)
 
 /* Default time between SIGTERM and SIGKILL for what is left when CMD exits. */
 #define MZ_INIT_GRACE_MS 2000

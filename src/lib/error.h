@@ -13,8 +13,11 @@
 #include <stdarg.h>
 
 struct mz_error_s {
-	int code;  /* positive errno */
-	char *msg; /* heap string, owned by the error */
+	int code;   /* positive errno */
+	char *msg;  /* heap string, owned by the error */
+	int status; /* a command in a domain could not run: the exit status a
+		       shell gives that (126, 127), for `run` and `exec` to end
+		       with; 0 otherwise */
 };
 typedef struct mz_error_s *mz_error_t;
 

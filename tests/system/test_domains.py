@@ -33,6 +33,39 @@ def test_run_true_and_exit_codes(dz):
     assert domains(dz) == {}, "--rm left a domain behind"
 
 
+def test_run_and_exec_say_their_own_failures_apart(dz):
+    """`run` and `exec` exit with their command's status, so their own
+    failures get the statuses container runtimes give them: 127 the command
+    was not found, 126 it is not executable, 125 mezzo failed; each with its
+    message, and nothing left behind."""
+    def status(*args):
+        p = dz.run(*args, check=False)
+        return p.returncode, p.stderr
+
+    rc, err = status("run", "--rm", "--", "/no/such")
+    assert rc == 127 and "cannot run /no/such: No such file or directory" in err, err
+    rc, err = status("run", "--rm", "--", "nosuchcmd")
+    assert rc == 127 and "cannot run nosuchcmd" in err, err
+    rc, err = status("run", "--rm", "--", "/etc/hostname")
+    assert rc == 126 and "Permission denied" in err, err
+    rc, err = status("run", "--rm", "--image", "nosuch", "--", "/bin/true")
+    assert rc == 125 and "nosuch" in err, err
+    rc, err = status("run", "--rm", "--init", "image", "--", "/no/init")
+    assert rc == 127 and "cannot run the image's init /no/init" in err, err
+    rc, err = status("run", "-d", "--rm", "--", "/no/such")
+    assert rc == 127 and "cannot run /no/such" in err, err
+    assert status("run", "--rm", "--", "/bin/sh", "-c", "exit 125")[0] == 125
+    assert domains(dz) == {}
+    dz.run("run", "-d", "--name", "e", "--", "/bin/sleep", "1000")
+    assert status("exec", "e", "--", "/no/such")[0] == 127
+    assert status("exec", "e", "--", "/etc/hostname")[0] == 126
+    assert status("exec", "e", "--", "/bin/sh", "-c", "exit 4")[0] == 4
+    rc, err = status("exec", "nosuch", "--", "/bin/true")
+    assert rc == 125 and "no domain named 'nosuch'" in err, err
+    assert status("exec", "e")[0] == 2  # usage: no command
+    dz.run("rm", "--force", "e")
+
+
 def test_run_sees_its_own_world(dz):
     p = dz.run("run", "--rm", "--name", "world", "--", "/bin/sh", "-c",
                "hostname; id -u; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'")
