@@ -108,7 +108,9 @@ int cli_wait_ready(int fd, mz_error_t *err)
 int cli_fail_cmd(mz_error_t *err)
 {
 	cli_fail(err);
-	return err && *err && (*err)->status ? (*err)->status : EXIT_RUN_FAIL;
+	int status = err && *err ? (*err)->status : 0;
+	/* only these: a status the report made up must not end a failure as 0 */
+	return status == MZ_EXIT_NOEXEC || status == MZ_EXIT_NOTFOUND ? status : EXIT_RUN_FAIL;
 }
 
 bool cli_is_help(const char *arg)

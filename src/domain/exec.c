@@ -107,7 +107,7 @@ static __attribute__((noreturn)) void xchild_main(struct xchild *c)
 		goto fail;
 	r = mz_exec_search(x->argv, c->envp);
 	mz_child_report_exec(c->sock, -r, "cannot run", x->argv[0]);
-	_exit(r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
+	_exit(MZ_INIT_EXEC_STATUS(-r));
 fail:
 	mz_child_report(c->sock, -r, what, NULL);
 	_exit(MZ_INIT_EXIT_NOTFOUND);

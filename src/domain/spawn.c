@@ -143,7 +143,7 @@ static void cmd_main(void *arg)
 	}
 	r = mz_exec_search(s->argv, c->envp);
 	mz_child_report_exec(3, -r, "cannot run", s->argv[0]);
-	mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
+	mz_sys(SYS_exit_group, MZ_INIT_EXEC_STATUS(-r));
 }
 
 static void fmt_int(char *out, int v)
@@ -237,7 +237,7 @@ static void child_main(void *arg)
 			mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
 		r = mz_exec_search(s->argv, c->envp);
 		mz_child_report_exec(3, -r, "cannot run the image's init", s->argv[0]);
-		mz_sys(SYS_exit_group, r == -ENOENT ? MZ_INIT_EXIT_NOTFOUND : MZ_INIT_EXIT_NOEXEC);
+		mz_sys(SYS_exit_group, MZ_INIT_EXEC_STATUS(-r));
 	}
 	if (s->argv) {
 		c->ctl2 = ctl; /* where pid 2 finds the control socket */
