@@ -32,13 +32,12 @@ struct cli {
  * exit with their command's status instead, and so say a failure of their
  * own as container runtimes do: 125 mezzo failed, 126 the command is not
  * executable, 127 it was not found. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_RUN_FAIL = 125, MZ_EXIT_NOEXEC = 126,
-       MZ_EXIT_NOTFOUND = 127 };
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_RUN_FAIL = 125 };
 
 /* Print "mezzo: error: <msg>" for err and return EXIT_FAIL. */
 int cli_fail(mz_error_t *err);
 /* The same for `run` and `exec`: returns 126 or 127 when the command could
- * not run, else 125. */
+ * not run (MZ_INIT_EXIT_*, init/protocol.h), else 125. */
 int cli_fail_cmd(mz_error_t *err);
 /* Read to end of file the ready pipe of a process this command forked (a
  * supervisor, a tree server): 0 once it said "ok"; -EIO with its message

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../init/protocol.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "cli.h"
@@ -100,8 +101,8 @@ int cli_wait_ready(int fd, mz_error_t *err)
 		status = at = 0;
 	bool empty = err && *err == NULL;
 	int r = mz_error(err, EIO, "%s", msg + at);
-	if (empty && *err && (status == MZ_EXIT_NOEXEC || status == MZ_EXIT_NOTFOUND))
-		(*err)->status = status;
+	if (empty && *err)
+		(*err)->status = status; /* cli_fail_cmd takes only what it knows */
 	return r;
 }
 
@@ -110,7 +111,8 @@ int cli_fail_cmd(mz_error_t *err)
 	cli_fail(err);
 	int status = err && *err ? (*err)->status : 0;
 	/* only these: a status the report made up must not end a failure as 0 */
-	return status == MZ_EXIT_NOEXEC || status == MZ_EXIT_NOTFOUND ? status : EXIT_RUN_FAIL;
+	return status == MZ_INIT_EXIT_NOEXEC || status == MZ_INIT_EXIT_NOTFOUND ? status
+										: EXIT_RUN_FAIL;
 }
 
 bool cli_is_help(const char *arg)

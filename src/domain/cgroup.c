@@ -534,6 +534,8 @@ int mz_cg_sweep(const char *suffix, bool (*keep)(void *arg, const char *name), v
 	n += v1_roots(NULL, roots + n);
 	int swept = 0;
 	size_t sl = strlen(suffix);
+	cleanup_free char *v2parent = L.v2 ? xasprintf("%s/" CG_PARENT, L.v2) : NULL;
+	cleanup_close int v2fd = v2parent ? open(v2parent, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
 	for (int i = 0; i < n; i++) {
 		cleanup_free char *parent = xasprintf("%s/" CG_PARENT, roots[i]);
 		DIR *d = opendir(parent);
@@ -542,10 +544,12 @@ int mz_cg_sweep(const char *suffix, bool (*keep)(void *arg, const char *name), v
 		struct dirent *e;
 		while ((e = readdir(d)) != NULL) {
 			size_t l = strlen(e->d_name);
-			if (e->d_type != DT_DIR || l <= sl ||
-			    strcmp(e->d_name + l - sl, suffix) != 0 || keep(arg, e->d_name))
+			if (e->d_type != DT_DIR || l <= sl || strcmp(e->d_name + l - sl, suffix) != 0)
 				continue;
-			if (sweep_name(roots, n, L.v2 != NULL, e->d_name))
+			/* a name with a v2 group was seen (and kept) in the v2 pass */
+			if (i > 0 && v2fd >= 0 && faccessat(v2fd, e->d_name, F_OK, 0) == 0)
+				continue;
+			if (!keep(arg, e->d_name) && sweep_name(roots, n, L.v2 != NULL, e->d_name))
 				swept++;
 		}
 		closedir(d);

@@ -128,6 +128,17 @@ void mz_child_report_exec(int fd, int err, const char *what, const char *arg)
 	report(fd, MZ_INIT_EXEC_STATUS(err), err, what, arg);
 }
 
+int mz_child_error(struct mz_init_msg *m, const char *prefix, mz_error_t *err)
+{
+	m->msg[sizeof(m->msg) - 1] = '\0';
+	bool empty = err && *err == NULL;
+	int r = m->err > 0 ? mz_error_sys(err, m->err, "%s: %s", prefix, m->msg)
+			   : mz_error(err, EIO, "%s: %s", prefix, m->msg);
+	if (empty && *err)
+		(*err)->status = m->status;
+	return r;
+}
+
 int mz_child_keep_only(const int keep[], int n)
 {
 	unsigned k[8];

@@ -180,11 +180,7 @@ int mz_domain_exec(const struct mz_domain_proc *d, const struct mz_exec_spec *x,
 		n = read(mine, &m, sizeof(m));
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(m)) {
-		m.msg[sizeof(m.msg) - 1] = '\0';
-		bool empty = err && *err == NULL;
-		r = mz_error_sys(err, m.err > 0 ? m.err : EIO, "exec in domain: %s", m.msg);
-		if (empty && *err)
-			(*err)->status = m.status;
+		r = mz_child_error(&m, "exec in domain", err);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return r;

@@ -131,6 +131,9 @@ bool mz_clone_shares_vm(void);
  * failure is the command's exec (its status 127 or 126 goes with it). */
 void mz_child_report(int fd, int err, const char *what, const char *arg);
 void mz_child_report_exec(int fd, int err, const char *what, const char *arg);
+/* The error a report read from a child says ("PREFIX: WHAT[ ARG]", its errno,
+ * its status): returns -errno; *err is left alone if already set. */
+int mz_child_error(struct mz_init_msg *m, const char *prefix, mz_error_t *err);
 /* Close every fd but keep[] (entries < 0 ignored; at most 8 of them):
  * 0 or -errno. */
 int mz_child_keep_only(const int keep[], int n);

@@ -436,14 +436,8 @@ static int wait_ready(int fd, mz_error_t *err)
 			return r < 0 ? r : mz_error_sys(err, errno, "waiting for the domain to start");
 		if (n == 0)
 			return r;
-		if (r == 0 && (size_t)n == sizeof(m)) {
-			m.msg[sizeof(m.msg) - 1] = '\0';
-			bool empty = err && *err == NULL;
-			r = m.err > 0 ? mz_error_sys(err, m.err, "domain: %s", m.msg)
-				      : mz_error(err, EIO, "domain: %s", m.msg);
-			if (empty && *err)
-				(*err)->status = m.status;
-		}
+		if (r == 0 && (size_t)n == sizeof(m))
+			r = mz_child_error(&m, "domain", err);
 	}
 }
 
