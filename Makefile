@@ -28,7 +28,7 @@ else
 B       := build
 endif
 
-LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c src/domain/*.c src/net/*.c)
+LIB_SRC := $(wildcard src/lib/*.c src/store/*.c src/fs/*.c src/image/*.c src/domain/*.c src/net/*.c src/serve/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
@@ -52,15 +52,24 @@ INIT_SRC := $(wildcard src/init/*.c)
 INIT_CC ?= musl-gcc
 INIT_BIN := $(if $(INIT_SRC),$(B)/mezzo-init)
 
-all: $(B)/mezzo $(INIT_BIN) $(UNIT_BIN) $(BENCH_BIN) $(HELPER_BIN)
+all: $(B)/mezzo $(B)/mezzo-core $(INIT_BIN) $(UNIT_BIN) $(BENCH_BIN) $(HELPER_BIN)
 	@ln -sf $(B)/mezzo mezzo
 
 $(B)/libmezzo.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo '  AR     $@'; ar rcs $@ $^
 
-$(B)/mezzo: $(CLI_OBJ) $(B)/libmezzo.a
+# mezzo-core is the whole program.  `mezzo`, what users run, is a small
+# static musl program (src/client/): it hands the command to `mezzo serve`
+# when one listens, else execs mezzo-core (src/serve/protocol.h says why).
+$(B)/mezzo-core: $(CLI_OBJ) $(B)/libmezzo.a
 	@echo '  LD     $@'; $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/mezzo: src/client/mezzo.c src/serve/protocol.h Makefile
+	@mkdir -p $(dir $@)
+	@command -v $(INIT_CC) >/dev/null || { echo "mezzo is built with $(INIT_CC):" \
+		"run ./setup --deps (Debian's musl-tools), or make INIT_CC=cc" >&2; exit 1; }
+	@echo '  LD     $@ (static)'; $(INIT_CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ src/client/mezzo.c
 
 $(B)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -85,14 +94,19 @@ $(B)/bench/%: bench/%.c $(B)/libmezzo.a
 	@echo '  BENCH  $@'; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmezzo.a $(LDLIBS)
 
 # The whole test suite: unit tests and system tests, under ASan+UBSan.
+# The second pass runs the domains' and crash tests again with every command
+# run by one `mezzo serve` (tests/system/conftest.py, MEZZO_TEST_SERVE).
+SERVE_TESTS := test_domains.py test_crash.py
 check:
 	$(MAKE) SAN=1 all
 	tests/run-unit build-san
 	MEZZO=$(CURDIR)/build-san/mezzo tests/run-system
+	MEZZO=$(CURDIR)/build-san/mezzo MEZZO_TEST_SERVE=1 tests/run-system -q $(SERVE_TESTS)
 
 check-fast: all
 	tests/run-unit build
 	MEZZO=$(CURDIR)/build/mezzo tests/run-system
+	MEZZO=$(CURDIR)/build/mezzo MEZZO_TEST_SERVE=1 tests/run-system -q $(SERVE_TESTS)
 
 clean:
 	rm -rf build build-san mezzo

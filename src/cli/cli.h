@@ -39,6 +39,8 @@ int cli_fail(mz_error_t *err);
 /* The same for `run` and `exec`: returns 126 or 127 when the command could
  * not run (MZ_INIT_EXIT_*, init/protocol.h), else 125. */
 int cli_fail_cmd(mz_error_t *err);
+/* The status cli_fail_cmd returns for err, without printing. */
+int cli_cmd_status(mz_error_t *err);
 /* Read to end of file the ready pipe of a process this command forked (a
  * supervisor, a tree server): 0 once it said "ok"; -EIO with its message
  * when it said "error: MSG"; -ECHILD (no message) when it died mute. */
@@ -61,5 +63,10 @@ int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_image(struct cli *c, int argc, char **argv);
 int cmd_fs(struct cli *c, int argc, char **argv);
 int cmd_net(struct cli *c, int argc, char **argv);
+int cmd_serve(struct cli *c, int argc, char **argv);
+
+/* The whole command line, as main() takes it; `mezzo serve`'s workers run
+ * their clients' commands through it. */
+int cli_main(int argc, char **argv);
 
 #endif

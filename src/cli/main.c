@@ -28,6 +28,7 @@ static const char usage_text[] =
 	"  ls       list domains; inspect NAME, logs NAME, snapshot NAME VERSION\n"
 	"  prune    remove what killed 'run --rm's left behind\n"
 	"  net      virtual LANs: create, ls, inspect, rm, prune\n"
+	"  serve    keep mezzo resident, so that commands start in a fork of it\n"
 	"\n"
 	"Storage:\n"
 	"  image    import, list, inspect and remove images (named versions)\n"
@@ -51,6 +52,8 @@ static const char usage_text[] =
 	"  MEZZO_FUSE_URING=1     serve trees over FUSE io_uring, not /dev/fuse\n"
 	"  MEZZO_NET_FAST=0       LANs through their bridge only, no fast path\n"
 	"  MEZZO_INIT=PATH        the mezzo-init to run as a domain's pid 1\n"
+	"  MEZZO_SOCKET=PATH      where `mezzo serve` listens (default\n"
+	"                         /run/mezzo/serve.sock; \"none\": run directly)\n"
 	"\n"
 	"Examples:\n"
 	"  mezzo run --rm -- /bin/sh -c 'echo hello from $(hostname)'\n"
@@ -106,13 +109,18 @@ int cli_wait_ready(int fd, mz_error_t *err)
 	return r;
 }
 
-int cli_fail_cmd(mz_error_t *err)
+int cli_cmd_status(mz_error_t *err)
 {
-	cli_fail(err);
 	int status = err && *err ? (*err)->status : 0;
 	/* only these: a status the report made up must not end a failure as 0 */
 	return status == MZ_INIT_EXIT_NOEXEC || status == MZ_INIT_EXIT_NOTFOUND ? status
 										: EXIT_RUN_FAIL;
+}
+
+int cli_fail_cmd(mz_error_t *err)
+{
+	cli_fail(err);
+	return cli_cmd_status(err);
 }
 
 bool cli_is_help(const char *arg)
@@ -144,6 +152,11 @@ void cli_json_str(FILE *f, const char *s)
 }
 
 int main(int argc, char **argv)
+{
+	return cli_main(argc, argv);
+}
+
+int cli_main(int argc, char **argv)
 {
 	struct cli c = {.argv0 = argv[0]};
 	mz_log_init("mezzo");
@@ -196,6 +209,7 @@ int main(int argc, char **argv)
 		{"snapshot", cmd_snapshot},
 		{"prune", cmd_prune},
 		{"net", cmd_net},
+		{"serve", cmd_serve},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)

@@ -320,8 +320,56 @@ int mz_store_schema_version(void)
 	return MZ_SCHEMA_VERSION;
 }
 
+/* A store opened ahead of need (mz_store_preopen, by a spare of `mezzo
+ * serve`) and the identity of its catalog file then. */
+static mz_store *preopened;
+static struct stat preopened_db;
+static pid_t preopened_by;
+
+/* The store opened ahead, if it is the one asked for and its catalog is
+ * still the file it opened (not removed and made again since). */
+static mz_store *take_preopened(const char *root)
+{
+	mz_store *p = __atomic_exchange_n(&preopened, NULL, __ATOMIC_ACQ_REL);
+	if (p == NULL)
+		return NULL;
+	/* SQLite's connection is the opening process's alone (its POSIX locks
+	 * are not inherited): a fork (a detached supervisor) opens its own, and
+	 * leaves this one alone, not even closed. */
+	if (getpid() != preopened_by)
+		return NULL;
+	struct stat want, have, db;
+	if (stat(root, &want) == 0 && fstat(p->root_fd, &have) == 0 &&
+	    want.st_dev == have.st_dev && want.st_ino == have.st_ino &&
+	    fstatat(p->root_fd, "catalog.db", &db, 0) == 0 && db.st_dev == preopened_db.st_dev &&
+	    db.st_ino == preopened_db.st_ino)
+		return p;
+	mz_store_close(p);
+	return NULL;
+}
+
+void mz_store_preopen(const char *root)
+{
+	root = mz_store_default_root(root);
+	cleanup_free char *dbpath = xasprintf("%s/catalog.db", root);
+	struct stat db;
+	mz_store *s = NULL;
+	/* never make a store here: only open one that exists */
+	if (stat(dbpath, &db) < 0 || mz_store_open(root, &s, NULL) < 0)
+		return;
+	preopened_db = db;
+	preopened_by = getpid();
+	mz_store_close(__atomic_exchange_n(&preopened, s, __ATOMIC_ACQ_REL));
+}
+
 int mz_store_open(const char *root, mz_store **out, mz_error_t *err)
 {
+	mz_store *pre = __atomic_load_n(&preopened, __ATOMIC_ACQUIRE) ? take_preopened(mz_store_default_root(root)) : NULL;
+	if (pre) {
+		mz_debug("store: %s: catalog opened ahead", pre->root);
+		*out = pre;
+		return 0;
+	}
 	mz_store *s = xcalloc(1, sizeof(*s));
 	s->root_fd = s->objects_fd = -1;
 	s->root = xstrdup(mz_store_default_root(root));

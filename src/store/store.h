@@ -50,6 +50,11 @@ int mz_store_open(const char *root, mz_store **out, mz_error_t *err);
  * refuses newer ones). */
 int mz_store_schema_version(void);
 void mz_store_close(mz_store *s);
+/* Open the store at root (if it exists: never make one) ahead of need, in a
+ * process that will run a command later (a spare of `mezzo serve`): the next
+ * mz_store_open of that root in this process takes it instead of opening
+ * the catalog again, if its catalog file is still the same. */
+void mz_store_preopen(const char *root);
 void mz_store_closep(mz_store **s);
 #define cleanup_store __attribute__((cleanup(mz_store_closep)))
 const char *mz_store_root(mz_store *s);

@@ -88,6 +88,35 @@ def rmdir_cgroup(g):
             time.sleep(0.02)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def serve_everything():
+    """MEZZO_TEST_SERVE=1: every mezzo command of the session is run by one
+    `mezzo serve` (src/serve/), started here, so that the same tests show
+    that a served command behaves as a direct one."""
+    if os.environ.get("MEZZO_TEST_SERVE") != "1":
+        yield
+        return
+    d = tempfile.mkdtemp(prefix="mezzo-serve-")
+    path = os.path.join(d, "serve.sock")
+    p = subprocess.Popen([MEZZO, "serve", "--socket", path],
+                         env=dict(os.environ, MEZZO_SOCKET="none"))
+    try:
+        for _ in range(500):
+            if os.path.exists(path) or p.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert p.poll() is None, "mezzo serve did not start"
+        os.environ["MEZZO_SOCKET"] = path
+        yield
+    finally:
+        os.environ.pop("MEZZO_SOCKET", None)
+        p.terminate()
+        p.wait(timeout=10)
+        # workers still running (none should be) and spares: by command line
+        subprocess.run(["pkill", "-KILL", "-f", path], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def workdir():
     d = tempfile.mkdtemp(prefix="mezzo-test-")
