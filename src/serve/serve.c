@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ struct server {
 	struct worker *w;
 	size_t n, cap;
 	int spares;
+	const char *warm[CHAN_MAX_SQL]; /* statements workers prepared: the */
+	size_t nwarm;                   /* next spares prepare them ahead */
 	int64_t spare_due;       /* when to make the next spare; 0: none due */
 	int64_t spare_deaths_at; /* spares that died without a client: backoff */
 	int spare_deaths;
@@ -93,16 +96,29 @@ static struct worker *find(struct server *s, pid_t pid)
 	return NULL;
 }
 
-/* The spares' news: each message is a pid, with the connection it took. */
+static void learn_sql(struct server *s, const struct chan_msg *m, size_t n)
+{
+	for (size_t i = 0; i < n && s->nwarm < CHAN_MAX_SQL; i++) {
+		const char *q = (const char *)(uintptr_t)m->sql[i];
+		size_t k = 0;
+		while (k < s->nwarm && s->warm[k] != q)
+			k++;
+		if (k == s->nwarm)
+			s->warm[s->nwarm++] = q;
+	}
+}
+
+/* News from spares and workers: a connection taken (with it), or the
+ * statements a worker prepared. */
 static void read_chan(struct server *s)
 {
 	for (;;) {
-		pid_t pid;
+		struct chan_msg m;
 		union {
 			char buf[CMSG_SPACE(sizeof(int))];
 			struct cmsghdr align;
 		} u;
-		struct iovec iov = {.iov_base = &pid, .iov_len = sizeof(pid)};
+		struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 				    .msg_controllen = sizeof(u.buf)};
 		ssize_t n = recvmsg(s->chan[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -115,15 +131,20 @@ static void read_chan(struct server *s)
 		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-		struct worker *w = n == (ssize_t)sizeof(pid) ? find(s, pid) : NULL;
-		if (w == NULL || w->conn >= 0 || fd < 0) {
-			if (fd >= 0)
-				close(fd);
-			continue;
+		size_t head = offsetof(struct chan_msg, sql);
+		if ((size_t)n >= head && m.kind == CHAN_SQL) {
+			learn_sql(s, &m, ((size_t)n - head) / sizeof(m.sql[0]));
+		} else if ((size_t)n >= head && m.kind == CHAN_TAKEN) {
+			struct worker *w = find(s, m.pid);
+			if (w && w->conn < 0 && fd >= 0) {
+				w->conn = fd;
+				fd = -1;
+				s->spares--;
+				spare_due_in(s, SPARE_DELAY);
+			}
 		}
-		w->conn = fd;
-		s->spares--;
-		spare_due_in(s, SPARE_DELAY);
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -183,7 +204,7 @@ static int spare(struct server *s, struct mz_serve_job *job)
 	struct pollfd waiting = {.fd = s->listen, .events = POLLIN};
 	if (poll(&waiting, 1, 0) == 0) {
 		setpriority(PRIO_PROCESS, 0, 19);
-		mz_store_preopen(s->root);
+		mz_store_preopen(s->root, s->warm, s->nwarm);
 		setpriority(PRIO_PROCESS, 0, 0);
 	}
 	mz_serve_worker_ready();
@@ -194,13 +215,13 @@ static int spare(struct server *s, struct mz_serve_job *job)
 	if (c < 0)
 		_exit(1);
 	prctl(PR_SET_PDEATHSIG, 0);
-	pid_t me = getpid();
+	struct chan_msg taken = {.kind = CHAN_TAKEN, .pid = (int32_t)getpid()};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	memset(&u, 0, sizeof(u));
-	struct iovec iov = {.iov_base = &me, .iov_len = sizeof(me)};
+	struct iovec iov = {.iov_base = &taken, .iov_len = offsetof(struct chan_msg, sql)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -211,8 +232,7 @@ static int spare(struct server *s, struct mz_serve_job *job)
 	/* the server gone: no one to report a signal death, the rest works */
 	if (sendmsg(s->chan[1], &mh, MSG_NOSIGNAL) < 0)
 		mz_debug("serve: cannot tell the server: %s", strerror(errno));
-	close(s->chan[1]);
-	if (mz_serve_worker_take(c, job) != 1)
+	if (mz_serve_worker_take(c, s->chan[1], job) != 1)
 		_exit(0); /* declined or unreadable: the client has been told, or is gone */
 	return 1;
 }

@@ -23,6 +23,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../store/store.h"
 #include "protocol.h"
 #include "serveInt.h"
 
@@ -49,6 +51,7 @@ static struct {
 } self;
 
 static int conn = -1;
+static int chan = -1; /* to the server: the statements prepared, at the end */
 static pid_t worker_pid;
 static atomic_int reported;
 static atomic_int outlive; /* the worker no longer dies with its client */
@@ -148,13 +151,32 @@ static void send_msg(int kind, int value)
 	}
 }
 
+/* The statements this worker's stores prepared, for the next spares. */
+static void report_sql(void)
+{
+	const char *sql[CHAN_MAX_SQL];
+	size_t n = mz_store_seen_sql(sql, CHAN_MAX_SQL);
+	if (chan < 0 || n == 0)
+		return;
+	struct chan_msg m = {.kind = CHAN_SQL, .pid = (int32_t)getpid()};
+	for (size_t i = 0; i < n; i++)
+		m.sql[i] = (uint64_t)(uintptr_t)sql[i];
+	if (send(chan, &m, offsetof(struct chan_msg, sql) + n * sizeof(m.sql[0]),
+		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the server is gone, or busy: the next spares prepare less */
+	}
+}
+
 static void report_exit(int status, void *arg)
 {
 	(void)arg;
-	if (getpid() != worker_pid || atomic_exchange(&reported, 1))
+	if (getpid() != worker_pid)
 		return;
-	fflush(NULL); /* the command's output first, then its status */
-	send_msg(MZ_SERVE_EXIT, status & 0xff);
+	if (!atomic_exchange(&reported, 1)) {
+		fflush(NULL); /* the command's output first, then its status */
+		send_msg(MZ_SERVE_EXIT, status & 0xff);
+	}
+	report_sql();
 }
 
 bool mz_serve_is_worker(void)
@@ -179,7 +201,9 @@ static void drop_conn_in_child(void)
 	/* a fork of the worker (a detached supervisor, say) is not the command */
 	if (conn >= 0)
 		close(conn);
-	conn = -1;
+	if (chan >= 0)
+		close(chan);
+	conn = chan = -1;
 }
 
 /* The worker's second thread, made while it is a spare (a thread's start
@@ -333,7 +357,7 @@ void mz_serve_worker_prepare(void)
 	prepare_self();
 }
 
-int mz_serve_worker_take(int c, struct mz_serve_job *job)
+int mz_serve_worker_take(int c, int chan_fd, struct mz_serve_job *job)
 {
 	prepare_self();
 	/* a client that connects and sends nothing holds up this fork alone,
@@ -384,6 +408,7 @@ int mz_serve_worker_take(int c, struct mz_serve_job *job)
 	take_on(&q, fds, v + q.argc + 1);
 
 	conn = c;
+	chan = chan_fd;
 	worker_pid = getpid();
 	pthread_atfork(NULL, NULL, drop_conn_in_child);
 	on_exit(report_exit, NULL);

@@ -54,7 +54,11 @@ void mz_store_close(mz_store *s);
  * process that will run a command later (a spare of `mezzo serve`): the next
  * mz_store_open of that root in this process takes it instead of opening
  * the catalog again, if its catalog file is still the same. */
-void mz_store_preopen(const char *root);
+void mz_store_preopen(const char *root, const char *const *sql, size_t nsql);
+/* The SQL (addresses of the program's string literals) of the statements
+ * the stores of this process prepared and have since closed: what a spare
+ * of `mezzo serve` prepares ahead (mz_store_preopen's sql). */
+size_t mz_store_seen_sql(const char **out, size_t max);
 void mz_store_closep(mz_store **s);
 #define cleanup_store __attribute__((cleanup(mz_store_closep)))
 const char *mz_store_root(mz_store *s);
