@@ -78,8 +78,10 @@ static int write_full(int fd, const void *buf, size_t len)
 }
 
 /* The request's fixed part: umask, rlimits and signal state as this
- * process has them (what a direct run would inherit). */
-static void fill_req(struct mz_serve_req *q, int argc, size_t envc, size_t blob_len)
+ * process has them (what a direct run would inherit); mask: the signal
+ * mask it had before it blocked the ones it forwards. */
+static void fill_req(struct mz_serve_req *q, int argc, size_t envc, size_t blob_len,
+		     const sigset_t *mask)
 {
 	memset(q, 0, sizeof(*q));
 	q->magic = MZ_SERVE_MAGIC;
@@ -98,14 +100,12 @@ static void fill_req(struct mz_serve_req *q, int argc, size_t envc, size_t blob_
 			q->rlim[r].cur = q->rlim[r].max = UINT64_MAX;
 		}
 	}
-	sigset_t cur;
-	sigprocmask(SIG_BLOCK, NULL, &cur);
 	for (int s = 1; s <= 64; s++) {
 		struct sigaction sa;
 		if (s <= 32 && s != SIGKILL && s != SIGSTOP && sigaction(s, NULL, &sa) == 0 &&
 		    sa.sa_handler == SIG_IGN)
 			q->sig_ignored |= 1ull << (s - 1);
-		if (s != SIGKILL && s != SIGSTOP && sigismember(&cur, s) == 1)
+		if (s != SIGKILL && s != SIGSTOP && sigismember(mask, s) == 1)
 			q->sig_blocked |= 1ull << (s - 1);
 	}
 }
@@ -132,7 +132,7 @@ static char *make_blob(int argc, char **argv, size_t *envc, size_t *len)
 	return b;
 }
 
-static int send_req(int s, int argc, char **argv)
+static int send_req(int s, int argc, char **argv, const sigset_t *mask)
 {
 	size_t envc, len;
 	char *blob = make_blob(argc, argv, &envc, &len);
@@ -149,7 +149,7 @@ static int send_req(int s, int argc, char **argv)
 		return -1;
 	}
 	struct mz_serve_req q;
-	fill_req(&q, argc, envc, len);
+	fill_req(&q, argc, envc, len, mask);
 	int fds[MZ_SERVE_NFDS] = {0, 1, 2, cwd};
 	union {
 		char buf[CMSG_SPACE(sizeof(fds))];
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
 		sigdelset(&waitmask, forwarded[i]);
 	}
 
-	if (send_req(s, argc, argv) < 0)
+	if (send_req(s, argc, argv, &saved) < 0)
 		goto direct;
 	bool taken = false;
 	for (;;) {

@@ -224,6 +224,23 @@ def test_signals_reach_the_command_and_a_killed_caller_takes_it_along(sz, server
         assert wait_for(lambda: "sig" not in sz.run("ls").stdout)
     assert codes[0] == codes[1] == 128 + signal.SIGTERM, codes
 
+    # a command that leaves SIGTERM to its default (`exec`) dies of it,
+    # served as directly: the client's own blocking of the signals it
+    # forwards is not the command's
+    sz.run("run", "-d", "--name", "x", "--", "/bin/sleep", "1000")
+    codes = []
+    for path, secs in ((server.path, "1001"), ("none", "1002")):
+        p = subprocess.Popen([MEZZO, "exec", "x", "--", "/bin/sleep", secs],
+                             env=dict(env, MEZZO_SOCKET=path), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: subprocess.run(["pgrep", "-f", f"^/bin/sleep {secs}$"],
+                                               capture_output=True).returncode == 0)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+        codes.append(p.returncode)
+    assert codes[0] == codes[1] == -signal.SIGTERM, codes
+    sz.run("rm", "--force", "x")
+
     # SIGKILL to the caller: the worker dies with it, as a direct run would
     p, worker = start(server.path)
     assert worker in procs_with(server.path)
