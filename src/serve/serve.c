@@ -47,6 +47,7 @@ struct worker {
 
 struct server {
 	int listen, sfd;
+	int *lock; /* the server's flock on PATH.lock: no fork may keep it */
 	int chan[2]; /* spares -> server: "I took one" (pid, with the connection) */
 	const char *root; /* the store to open ahead (NULL: the default) */
 	struct worker *w;
@@ -183,9 +184,13 @@ static void reap(struct server *s)
 }
 
 /* A spare: wait for a client, tell the server, become its worker.  (The
- * listening socket and the lock stay open until mz_serve returns.) */
+ * listening socket stays open until mz_serve returns.)  The lock goes
+ * first: a fork holding it would keep a new server from starting after this
+ * one was killed. */
 static int spare(struct server *s, struct mz_serve_job *job)
 {
+	close(*s->lock);
+	*s->lock = -1;
 	close(s->sfd);
 	close(s->chan[0]);
 	for (size_t i = 0; i < s->n; i++)
@@ -379,7 +384,8 @@ int mz_serve(const struct mz_serve_opts *o, struct mz_serve_job *job, mz_error_t
 			close(null);
 		}
 	}
-	struct server s = {.listen = lfd, .root = o->root, .sfd = -1, .chan = {-1, -1}};
+	struct server s = {.listen = lfd, .lock = &lock, .root = o->root, .sfd = -1,
+			   .chan = {-1, -1}};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s.chan) < 0)
 		return mz_error_sys(err, errno, "socketpair");
 	sigset_t set, old;

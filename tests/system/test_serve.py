@@ -341,3 +341,32 @@ def test_stopped_or_killed_server_leaves_nothing(sz, server):
     os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: procs_with(server.path) == [])
     assert not os.path.exists(server.path)
+
+
+def test_commands_survive_a_server_killed_under_them(sz, server):
+    """kill -9 of the server while commands come: each either is run by a
+    worker (which outlives the server) or, never taken, runs directly; none
+    fails, none runs twice, and the store stays consistent."""
+    import threading
+    results = []
+
+    def client(k):
+        for i in range(15):
+            p = sz.run("-q", "create", f"c{k}-{i}", "--", "/bin/true", check=False)
+            results.append((p.returncode, p.stderr))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(4):
+        time.sleep(0.05)
+        server.proc.kill()
+        server.proc.wait()
+        server.start()
+    for t in threads:
+        t.join()
+    bad = [r for r in results if r[0] != 0]
+    assert bad == [] and len(results) == 30, bad
+    names = {d["name"] for d in json.loads(sz.run("--json", "ls").stdout)}
+    assert names == {f"c{k}-{i}" for k in range(2) for i in range(15)}
+    assert sz.run("store", "check").returncode == 0
