@@ -68,7 +68,12 @@ class Server:
         self.proc = subprocess.Popen([MEZZO, "serve", "--socket", self.path, *extra],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
-        assert wait_for(lambda: can_connect(self.path) or self.proc.poll() is not None)
+        if not wait_for(lambda: can_connect(self.path) or self.proc.poll() is not None, 30):
+            pid = self.proc.pid
+            state = {f: open(f"/proc/{pid}/{f}").read().strip() for f in ("stat", "wchan")
+                     if os.path.exists(f"/proc/{pid}/{f}")}
+            raise AssertionError(f"mezzo serve neither listens nor exits after 30 s: {state}; "
+                                 f"socket {'exists' if os.path.exists(self.path) else 'missing'}")
         assert self.proc.poll() is None, self.proc.stderr.read()
 
     def stop(self):
