@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,6 +153,14 @@ static int supervise_detached(struct cli *c, const char *name, int stop_timeout,
 	return r < 0 ? 1 : 0;
 }
 
+/* A supervisor that closed its ready pipe without a word. */
+static int died_starting(mz_error_t *err, const char *root, const char *name)
+{
+	cleanup_free char *dir = mz_domain_run_dir(root, name);
+	return mz_error(err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
+			name, dir);
+}
+
 /* The command's side of a start made in this very process (start_here):
  * what the caller of domain_start_detached would say and exit with. */
 struct here {
@@ -173,11 +180,8 @@ static void *here_report(void *arg)
 		if (h->run_d && !h->quiet)
 			dprintf(h->out, "%s\n", h->name);
 	} else {
-		if (r == -ECHILD) {
-			cleanup_free char *dir = mz_domain_run_dir(h->root, h->name);
-			mz_error(&err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
-				 h->name, dir);
-		}
+		if (r == -ECHILD)
+			died_starting(&err, h->root, h->name);
 		dprintf(h->errfd, "mezzo: error: %s\n", err && err->msg ? err->msg : "unknown failure");
 		status = h->run_d ? cli_cmd_status(&err) : EXIT_FAIL;
 	}
@@ -203,8 +207,6 @@ static void start_here(struct cli *c, const char *name, int stop_timeout,
 		exit(make ? EXIT_RUN_FAIL : EXIT_FAIL);
 	}
 	h.ready = p[0];
-	struct stat pipe_st;
-	fstat(p[1], &pipe_st);
 	if (pthread_create(&h.th, NULL, here_report, &h) != 0) {
 		dprintf(2, "mezzo: error: cannot start a thread\n");
 		exit(make ? EXIT_RUN_FAIL : EXIT_FAIL);
@@ -212,12 +214,8 @@ static void start_here(struct cli *c, const char *name, int stop_timeout,
 	/* no longer the client's command: a process of its own, as a forked
 	 * supervisor is */
 	mz_serve_outlive();
+	/* (the supervisor closes p[1] once it has said how the start went) */
 	int status = supervise_detached(c, name, stop_timeout, make, p[1]);
-	/* the supervisor closes the pipe when it says how the start went; if
-	 * it never did, closing it here tells the thread it died mute */
-	struct stat st;
-	if (fstat(p[1], &st) == 0 && st.st_ino == pipe_st.st_ino && st.st_dev == pipe_st.st_dev)
-		close(p[1]);
 	pthread_join(h.th, NULL);
 	exit(status);
 }
@@ -245,11 +243,8 @@ int domain_start_detached(struct cli *c, const char *name, int stop_timeout,
 	close(p[1]);
 	int r = cli_wait_ready(p[0], err);
 	close(p[0]);
-	if (r == -ECHILD) {
-		cleanup_free char *dir = mz_domain_run_dir(root, name);
-		return mz_error(err, EIO, "the supervisor of '%s' died while starting (see %s/supervisor.log)",
-				name, dir);
-	}
+	if (r == -ECHILD)
+		return died_starting(err, root, name);
 	return r;
 }
 

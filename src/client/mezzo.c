@@ -151,23 +151,7 @@ static int send_req(int s, int argc, char **argv, const sigset_t *mask)
 	struct mz_serve_req q;
 	fill_req(&q, argc, envc, len, mask);
 	int fds[MZ_SERVE_NFDS] = {0, 1, 2, cwd};
-	union {
-		char buf[CMSG_SPACE(sizeof(fds))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {.iov_base = &q, .iov_len = sizeof(q)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	ssize_t n;
-	do
-		n = sendmsg(s, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = mz_serve_send_fds(s, &q, sizeof(q), fds, MZ_SERVE_NFDS);
 	close(cwd);
 	int r = -1;
 	if (n == (ssize_t)sizeof(q))

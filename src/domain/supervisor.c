@@ -1085,6 +1085,8 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	early_free(&E);
 	if (own_s)
 		mz_store_close(s);
+	if (ready_fd >= 0) /* told above on every path: never left open */
+		close(ready_fd);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	mz_cpulat_close(&own_lat);
 	return r;

@@ -48,7 +48,9 @@ struct mz_sup_opts {
 	bool tty;                /* stdio[0] is a terminal (foreground run) */
 	bool log;                /* stderr goes to run/domains/NAME/supervisor.log
 				    once the domain is claimed */
-	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs */
+	int ready_fd;            /* gets "ok\n" or "error: MSG\n" once init runs;
+				    closed by mz_supervise then, or before it
+				    returns whatever happened (-1: none) */
 	int stop_timeout_s;      /* SIGTERM to SIGKILL, on a stop request */
 	bool remove;             /* once stopped, remove the domain (run --rm):
 				    in the commit that says it stopped */

@@ -33,8 +33,11 @@
 #ifndef MZ_SERVE_PROTOCOL_H
 #define MZ_SERVE_PROTOCOL_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 /* Where `mezzo serve` listens unless --socket says otherwise, and where
  * `mezzo` looks unless $MEZZO_SOCKET says otherwise ("" or "none": never). */
@@ -88,6 +91,31 @@ struct mz_serve_msg {
  * the client alone, or arise in the server's fork by themselves. */
 #define MZ_SERVE_FORWARDED                                                                         \
 	{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM}
+
+/* sendmsg() of buf with fds[0..nfds) (nfds <= MZ_SERVE_NFDS) as SCM_RIGHTS,
+ * retried on EINTR: what it returns. */
+static inline ssize_t mz_serve_send_fds(int sock, const void *buf, size_t len, const int *fds,
+					int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MZ_SERVE_NFDS)];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
 
 static inline const char *mz_serve_decline_str(int why)
 {

@@ -81,12 +81,44 @@ static void spare_due_in(struct server *s, int64_t ns)
 		s->spare_due = at;
 }
 
-static void send_msg(int c, int kind, int value)
+ssize_t mz_serve_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, int maxfds,
+			  int *nfds)
 {
-	struct mz_serve_msg m = {.kind = (uint32_t)kind, .value = value};
-	/* a client that has gone, or does not read, is not the server's problem */
-	if (send(c, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MZ_SERVE_NFDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	int got = 0;
+	bool extra = (n >= 0 && (mh.msg_flags & MSG_CTRUNC));
+	for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (got < maxfds)
+				fds[got++] = fd;
+			else {
+				close(fd);
+				extra = true;
+			}
+		}
 	}
+	if (extra) {
+		while (got > 0)
+			close(fds[--got]);
+		got = -1;
+	}
+	*nfds = got;
+	return n;
 }
 
 static struct worker *find(struct server *s, pid_t pid)
@@ -115,23 +147,12 @@ static void read_chan(struct server *s)
 {
 	for (;;) {
 		struct chan_msg m;
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-				    .msg_controllen = sizeof(u.buf)};
-		ssize_t n = recvmsg(s->chan[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
+		int fd = -1, nfd;
+		ssize_t n = mz_serve_recv_fds(s->chan[0], &m, sizeof(m), MSG_DONTWAIT, &fd, 1, &nfd);
 		if (n <= 0)
 			return;
-		int fd = -1;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		if (nfd != 1)
+			fd = -1;
 		size_t head = offsetof(struct chan_msg, sql);
 		if ((size_t)n >= head && m.kind == CHAN_SQL) {
 			learn_sql(s, &m, ((size_t)n - head) / sizeof(m.sql[0]));
@@ -173,9 +194,9 @@ static void reap(struct server *s)
 			/* A worker that ended through exit() has said this itself;
 			 * the client takes the first status it gets. */
 			if (WIFSIGNALED(st))
-				send_msg(w->conn, MZ_SERVE_SIGNAL, WTERMSIG(st));
+				mz_serve_tell(w->conn, MZ_SERVE_SIGNAL, WTERMSIG(st));
 			else
-				send_msg(w->conn, MZ_SERVE_EXIT, WEXITSTATUS(st));
+				mz_serve_tell(w->conn, MZ_SERVE_EXIT, WEXITSTATUS(st));
 			close(w->conn);
 		}
 		*w = s->w[--s->n];
@@ -221,21 +242,8 @@ static int spare(struct server *s, struct mz_serve_job *job)
 		_exit(1);
 	prctl(PR_SET_PDEATHSIG, 0);
 	struct chan_msg taken = {.kind = CHAN_TAKEN, .pid = (int32_t)getpid()};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {.iov_base = &taken, .iov_len = offsetof(struct chan_msg, sql)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c, sizeof(int));
 	/* the server gone: no one to report a signal death, the rest works */
-	if (sendmsg(s->chan[1], &mh, MSG_NOSIGNAL) < 0)
+	if (mz_serve_send_fds(s->chan[1], &taken, offsetof(struct chan_msg, sql), &c, 1) < 0)
 		mz_debug("serve: cannot tell the server: %s", strerror(errno));
 	if (mz_serve_worker_take(c, s->chan[1], job) != 1)
 		_exit(0); /* declined or unreadable: the client has been told, or is gone */

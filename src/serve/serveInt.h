@@ -5,7 +5,25 @@
 #include "serve.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include "protocol.h"
+
+/* One message to a client (a status, a decline): never blocks, and a client
+ * gone or not reading is nobody's problem but its own. */
+static inline void mz_serve_tell(int c, int kind, int value)
+{
+	struct mz_serve_msg m = {.kind = (uint32_t)kind, .value = value};
+	if (send(c, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	}
+}
+
+/* recvmsg() into buf, the fds that come with it into fds[0..*nfds)
+ * (close-on-exec), retried on EINTR: what recvmsg returns.  More fds than
+ * maxfds, or a truncated control message: all of them closed, *nfds -1. */
+ssize_t mz_serve_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, int maxfds,
+			  int *nfds);
 
 /* What a spare or worker tells the server, over their socketpair. */
 enum { CHAN_TAKEN = 1, CHAN_SQL = 2 };

@@ -143,14 +143,6 @@ static void take_sched(pid_t pid)
 		sched_setaffinity(0, sizeof(cpus), &cpus);
 }
 
-static void send_msg(int kind, int value)
-{
-	struct mz_serve_msg m = {.kind = (uint32_t)kind, .value = value};
-	if (conn >= 0 && send(conn, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
-		/* the client is gone: nobody to tell */
-	}
-}
-
 /* The statements this worker's stores prepared, for the next spares. */
 static void report_sql(void)
 {
@@ -174,7 +166,8 @@ static void report_exit(int status, void *arg)
 		return;
 	if (!atomic_exchange(&reported, 1)) {
 		fflush(NULL); /* the command's output first, then its status */
-		send_msg(MZ_SERVE_EXIT, status & 0xff);
+		if (conn >= 0)
+			mz_serve_tell(conn, MZ_SERVE_EXIT, status & 0xff);
 	}
 	report_sql();
 }
@@ -193,7 +186,7 @@ void mz_serve_report(int status)
 {
 	if (conn < 0 || getpid() != worker_pid || atomic_exchange(&reported, 1))
 		return;
-	send_msg(MZ_SERVE_EXIT, status & 0xff);
+	mz_serve_tell(conn, MZ_SERVE_EXIT, status & 0xff);
 }
 
 static void drop_conn_in_child(void)
@@ -273,33 +266,13 @@ void mz_serve_worker_ready(void)
 /* Read the request and its fds; 0, or a decline reason. */
 static int read_req(int c, struct mz_serve_req *q, int fds[MZ_SERVE_NFDS], char **blob)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * MZ_SERVE_NFDS)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {.iov_base = q, .iov_len = sizeof(*q)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	ssize_t n;
-	do
-		n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	int got = 0;
-	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (got < MZ_SERVE_NFDS)
-				fds[got++] = fd;
-			else
-				close(fd);
-		}
-	}
-	if (n <= 0 || got != MZ_SERVE_NFDS || (mh.msg_flags & MSG_CTRUNC))
+	int got;
+	ssize_t n = mz_serve_recv_fds(c, q, sizeof(*q), 0, fds, MZ_SERVE_NFDS, &got);
+	if (n <= 0 || got != MZ_SERVE_NFDS) {
+		while (got > 0)
+			close(fds[--got]);
 		return MZ_SERVE_DECLINE_REQUEST;
+	}
 	if (n < (ssize_t)sizeof(*q) &&
 	    read_all(c, (char *)q + n, sizeof(*q) - (size_t)n) != (ssize_t)(sizeof(*q) - (size_t)n))
 		return MZ_SERVE_DECLINE_REQUEST;
@@ -387,9 +360,7 @@ int mz_serve_worker_take(int c, int chan_fd, struct mz_serve_job *job)
 		why = check_client(cr.pid);
 	}
 	if (why) {
-		struct mz_serve_msg m = {.kind = MZ_SERVE_DECLINE, .value = why};
-		if (send(c, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
-		}
+		mz_serve_tell(c, MZ_SERVE_DECLINE, why);
 		return 0;
 	}
 	tv.tv_sec = 0;
@@ -398,7 +369,7 @@ int mz_serve_worker_take(int c, int chan_fd, struct mz_serve_job *job)
 	 * without a status is an error for the client, not a cue to run it */
 	struct mz_serve_msg taken = {.kind = MZ_SERVE_TAKEN};
 	if (send(c, &taken, sizeof(taken), MSG_NOSIGNAL) != (ssize_t)sizeof(taken))
-		return 0; /* the client is gone */
+		return 0; /* the client is gone: nothing may run */
 
 	take_sched(cr.pid);
 	char **v = xcalloc((size_t)q.argc + q.envc + 2, sizeof(*v));

@@ -229,28 +229,41 @@ void mz_store_shrink(mz_store *s)
 	sqlite3_db_release_memory(s->db);
 }
 
-sqlite3_stmt *store_stmt(mz_store *s, const char *sql)
+/* The cached statement for sql (by address), prepared now if it is not
+ * there; NULL if SQLite refuses it or the cache is full. */
+static sqlite3_stmt *stmt_cached(mz_store *s, const char *sql, bool *fresh)
 {
 	size_t i;
-	for (i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql != NULL; i++) {
+	for (i = 0; i < ARRAY_SIZE(s->stmts) && s->stmts[i].sql != NULL; i++)
 		if (s->stmts[i].sql == sql) {
-			sqlite3_reset(s->stmts[i].st);
-			sqlite3_clear_bindings(s->stmts[i].st);
+			*fresh = false;
 			return s->stmts[i].st;
 		}
-	}
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "mezzo: internal error: bad SQL: %s: %s\n", sqlite3_errmsg(s->db), sql);
+	if (i == ARRAY_SIZE(s->stmts) ||
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	s->stmts[i] = (struct stmt_slot){.sql = sql, .st = st};
+	*fresh = true;
+	return st;
+}
+
+sqlite3_stmt *store_stmt(mz_store *s, const char *sql)
+{
+	bool fresh;
+	sqlite3_stmt *st = stmt_cached(s, sql, &fresh);
+	if (st == NULL) {
+		/* bad SQL, or more distinct statements than the cache holds: a
+		 * programming error */
+		fprintf(stderr, "mezzo: internal error: statement not prepared (%s): %s\n",
+			sqlite3_errmsg(s->db), sql);
 		abort();
 	}
-	if (i < ARRAY_SIZE(s->stmts)) {
-		s->stmts[i].sql = sql;
-		s->stmts[i].st = st;
-	} else {
-		/* Cache full: a programming error (too many distinct statements). */
-		fprintf(stderr, "mezzo: internal error: statement cache full\n");
-		abort();
+	if (!fresh) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 	}
 	return st;
 }
@@ -365,23 +378,11 @@ void mz_store_preopen(const char *root, const char *const *sql, size_t nsql)
 	/* Statements that earlier commands prepared, prepared now (10-40 us
 	 * each, cold): addresses reported by other forks of this process, so
 	 * taken only inside the program's image, and only if SQLite takes them. */
-	size_t used = 0;
-	while (used < ARRAY_SIZE(s->stmts) && s->stmts[used].sql)
-		used++;
-	for (size_t i = 0; i < nsql && used < ARRAY_SIZE(s->stmts); i++) {
+	for (size_t i = 0; i < nsql; i++) {
 		const char *q = sql[i];
-		if (q < __executable_start || q >= _end || memchr(q, '\0', (size_t)(_end - q)) == NULL)
-			continue;
-		bool have = false;
-		for (size_t k = 0; k < used && !have; k++)
-			have = s->stmts[k].sql == q;
-		sqlite3_stmt *st = NULL;
-		if (have || sqlite3_prepare_v3(s->db, q, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
-				    SQLITE_OK) {
-			sqlite3_finalize(st);
-			continue;
-		}
-		s->stmts[used++] = (struct stmt_slot){.sql = q, .st = st};
+		bool fresh;
+		if (q >= __executable_start && q < _end && memchr(q, '\0', (size_t)(_end - q)))
+			stmt_cached(s, q, &fresh);
 	}
 	preopened_db = db;
 	preopened_by = getpid();
