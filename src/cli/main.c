@@ -10,6 +10,7 @@
 
 #include "../init/protocol.h"
 #include "../lib/log.h"
+#include "../lib/trace.h"
 #include "../lib/util.h"
 #include "cli.h"
 #include "domain_opts.h"
@@ -45,6 +46,8 @@ static const char usage_text[] =
 	"Environment:\n"
 	"  MEZZO_ROOT=DIR         the store root, as --root\n"
 	"  MEZZO_DEBUG=1          timestamped debug lines on stderr (and in the logs)\n"
+	"  MEZZO_TRACE=FILE       append the times of a start's steps to FILE\n"
+	"                         (\"PID MS STEP\" lines; bench/timeline sums them up)\n"
 	"  MEZZO_CPU_LATENCY=0|1  whether busy tree servers, and supervisors while\n"
 	"                         they start or stop a domain, ask idle CPUs to poll\n"
 	"                         instead of halting (default: only on a VM guest whose\n"
@@ -160,6 +163,8 @@ int cli_main(int argc, char **argv)
 {
 	struct cli c = {.argv0 = argv[0]};
 	mz_log_init("mezzo");
+	mz_trace_init();
+	mz_trace("main");
 	mz_debug("main: %s", argc > 1 ? argv[1] : "");
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

@@ -37,7 +37,9 @@
  * allocates (the seccomp program, init's argv, cgroup paths) is prepared
  * before, nothing they read is freed before end-of-file, and their system
  * calls go through sys.h.  The struct child they get is read-only to them
- * but for the two fields pid 1 fills in for init's argv.
+ * but for the two fields pid 1 fills in for init's argv.  Their mz_trace()
+ * steps (lib/trace.h: a vDSO clock read and an atomic add) land in the
+ * caller's table, shared.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/trace.h"
 #include "../lib/util.h"
 #include "runtimeInt.h"
 #include "sys.h"
@@ -141,6 +144,7 @@ static void cmd_main(void *arg)
 		mz_child_report(3, -r, what, NULL);
 		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
 	}
+	mz_trace("pid 2: exec command");
 	r = mz_exec_search(s->argv, c->envp);
 	mz_child_report_exec(3, -r, "cannot run", s->argv[0]);
 	mz_sys(SYS_exit_group, MZ_INIT_EXEC_STATUS(-r));
@@ -187,6 +191,7 @@ static void child_main(void *arg)
 	 * second wall's filter (no_new_privs is not needed for it yet — we hold
 	 * CAP_SYS_ADMIN in the new user namespace — and nothing the setup below
 	 * calls is on the deny list). */
+	mz_trace("pid 1: up");
 	if ((r = mz_seccomp_apply(c->prog, &what)) < 0)
 		goto fail;
 	if (child_wait(ctl) != 1)
@@ -196,6 +201,7 @@ static void child_main(void *arg)
 		goto fail;
 	}
 
+	mz_trace("pid 1: go; cgroups joined");
 	int rootfd;
 	if ((r = mz_mounts_bind_root(s->rootfs, &rootfd, &what)) < 0)
 		goto fail;
@@ -213,6 +219,7 @@ static void child_main(void *arg)
 	}
 	if ((r = mz_mounts_populate(rootfd, &c->margs, &what)) < 0)
 		goto fail;
+	mz_trace("pid 1: mounts made");
 	if ((r = mz_mounts_pivot(rootfd, &what)) < 0)
 		goto fail;
 	if ((r = mz_child_fds(s->stdio, &rep, (int *[]){&initfd, &ctl}, 2, &what)) < 0)
@@ -262,6 +269,7 @@ static void child_main(void *arg)
 		/* services only: init starts them once the network is up */
 		mz_sys(SYS_exit_group, MZ_INIT_EXIT_NOTFOUND);
 	}
+	mz_trace("pid 1: exec init");
 	r = (int)mz_sys(SYS_execveat, initfd, "", c->init_argv, c->envp, AT_EMPTY_PATH);
 	what = "cannot execute mezzo-init";
 fail:
@@ -535,6 +543,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 		r = mz_error_sys(err, errno, "cannot map the children's stacks");
 		goto fail;
 	}
+	mz_trace("spawn: begin");
 	if ((r = mz_cg_create_v2(spec->cgroup_name ? spec->cgroup_name : spec->name,
 				 &spec->limits, early, sp->cg, sizeof(sp->cg), err)) < 0) {
 		sp->cg[0] = '\0'; /* nothing made */
@@ -553,6 +562,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 	if (spec->tty && isatty(spec->stdio[0]) &&
 	    terminal_path(spec->stdio[0], sp->console, sizeof(sp->console)))
 		c->margs.console = sp->console;
+	mz_trace("spawn: cgroup v2 made");
 	r = mz_cg_join_open(sp->cg, &spec->limits, &c->join, err);
 	if (r == 0 && spec->root_hook)
 		r = spec->root_hook(spec->root_hook_arg, err);
@@ -581,6 +591,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 		r = mz_error_sys(err, -pid, "cannot make the domain's namespaces (clone3)");
 		goto fail;
 	}
+	mz_trace("spawn: pid 1 cloned");
 	sp->pid = pid;
 	close(steal_fd(&sp->ctl_child)); /* theirs now */
 	close(steal_fd(&sp->rep_child));
@@ -600,6 +611,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 			goto fail;
 		}
 	}
+	mz_trace("spawn: cgroups v1 made");
 	*out = sp;
 	return 0;
 fail:
@@ -614,6 +626,7 @@ int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_e
 	int r = sp->early ? check_bases(spec, err) : 0;
 	if (r == 0)
 		r = mz_idmap_write(pid, spec, err);
+	mz_trace("spawn: id maps written");
 	if (r == 0 && send(sp->ctl, "g", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(sp->rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's first process");
 	/* while pid 1 builds the file system tree */
@@ -621,10 +634,12 @@ int mz_domain_spawn_finish(struct mz_spawn *sp, struct mz_domain_proc *out, mz_e
 		r = loopback_up(sp->netfd, err);
 	if (r == 0 && spec->net_hook)
 		r = spec->net_hook(spec->net_hook_arg, sp->netfd, err);
+	mz_trace("spawn: loopback up");
 	if (r == 0 && send(sp->ctl, "l", 1, MSG_NOSIGNAL) != 1 && (r = wait_ready(sp->rep, err)) == 0)
 		r = mz_error_sys(err, EPIPE, "cannot start the domain's main command");
 	if (r == 0)
 		r = wait_ready(sp->rep, err);
+	mz_trace("spawn: both exec'd");
 	if (r == 0) {
 		out->pid = pid;
 		out->pidfd = sp->pidfd;

@@ -37,6 +37,7 @@
 #include "../net/net.h"
 #include "../lib/cpulat.h"
 #include "../lib/log.h"
+#include "../lib/trace.h"
 #include "../lib/thread.h"
 #include "../lib/util.h"
 #include "../store/store.h"
@@ -321,6 +322,7 @@ static int root_ready(void *arg, mz_error_t *err)
 {
 	struct root_job *j = arg;
 	int r = fs_wait(j->fs, err);
+	mz_trace("tree mounted");
 	mz_debug("start: tree mounted");
 	if (r < 0)
 		return r;
@@ -767,6 +769,7 @@ static int early_start(const struct mz_sup_opts *o, struct early *e, struct cons
 	}
 	if (thread)
 		pthread_join(e->th, NULL);
+	mz_trace("record made");
 	*o->make->store = e->s;
 	if (e->r < 0) {
 		*err = e->err;
@@ -784,6 +787,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	 * threads and the domain's first processes, each on whichever CPU is
 	 * idle; idle CPUs poll meanwhile where waking a halted one costs
 	 * (lib/cpulat.h), not while the domain just runs. */
+	mz_trace("supervise");
 	struct mz_cpulat own_lat = MZ_CPULAT_INIT;
 	struct mz_cpulat *lat = o->cpulat ? o->cpulat : &own_lat;
 	mz_cpulat_hold(lat);
@@ -806,6 +810,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		s = E.s;
 	if (r == 0)
 		r = mz_domain_rec_claim(s, o->name, getpid(), &rec, err);
+	mz_trace("claimed");
 	/* What a crashed supervisor of this domain may have left behind (one
 	 * that ended well left no supervisor and no init in the record; `run`
 	 * made the record already naming us). */
@@ -875,6 +880,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r == 0 && !E.unshared &&
 	    (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
 		r = mz_error_sys(err, errno, "cannot make the supervisor's mount namespace");
+	mz_trace("mount namespace made");
 	/* a domain made here is on no LAN; were it, it would start in order */
 	if (E.sp && nleases) {
 		mz_domain_spawn_cancel(E.sp);
@@ -959,6 +965,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 			pthread_join(rj.warm_th, NULL);
 		else if (r == 0)
 			run_files_make(&rj);
+		mz_trace("spawned");
 		mz_debug("start: %s: spawned", o->name);
 		spawned = r == 0;
 		if (r == 0 && rj.files_r < 0) {
@@ -977,7 +984,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (r < 0) {
 		tell_error(&ready_fd, *err);
 	} else {
+		mz_trace("running recorded");
 		tell(&ready_fd, "ok\n");
+		mz_trace_flush(); /* a start's timeline, without waiting for the stop */
 		/* the other members of its LANs learn its name: after "ok", a
 		 * start does not wait for those N files to be written */
 		if (nleases)
@@ -998,6 +1007,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		mz_cpulat_release(lat);
 		r = wait_init(o, &proc, o->console ? &con : NULL, &ctl, status, err);
 		mz_cpulat_hold(lat);
+		mz_trace("init exited");
 		mz_debug("stop: %s: init exited", o->name);
 	}
 
@@ -1011,6 +1021,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (proc.pidfd >= 0)
 			close(proc.pidfd);
 	}
+	mz_trace("processes and cgroups gone");
 	mz_debug("stop: %s: processes and cgroups gone", o->name);
 	console_close(&con);
 	if (thread) {
@@ -1026,6 +1037,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	} else if (thread) {
 		pthread_join(th, NULL); /* it failed to mount, and has returned */
 	}
+	mz_trace("tree unmounted");
 	mz_debug("stop: %s: tree unmounted", o->name);
 	if (net_thread)
 		pthread_join(nth, NULL);
@@ -1079,6 +1091,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	if (o->removed)
 		*o->removed = removed;
 	mz_fs_stop(S);
+	mz_trace("stop recorded");
 	mz_debug("stop: %s: recorded", o->name);
 	rec_cmd_free(&cmd);
 	mz_domain_rec_free(&rec);
@@ -1089,6 +1102,7 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		close(ready_fd);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	mz_cpulat_close(&own_lat);
+	mz_trace_flush(); /* (a detached supervisor ends with _exit) */
 	return r;
 }
 

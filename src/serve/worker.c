@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/trace.h"
 #include "../lib/util.h"
 #include "../store/store.h"
 #include "protocol.h"
@@ -386,6 +387,8 @@ int mz_serve_worker_take(int c, int chan_fd, struct mz_serve_job *job)
 	if (helper.running)
 		sem_post(&helper.go_watch);
 	mz_log_init("mezzo"); /* MEZZO_DEBUG as the client has it */
+	mz_trace_init();      /* MEZZO_TRACE too */
+	mz_trace("serve: command taken");
 	mz_debug("serve: request from pid %d%s", (int)cr.pid,
 		 helper.running ? "" : " (no watcher thread: signals are not forwarded)");
 	job->argc = (int)q.argc;

@@ -223,6 +223,60 @@ def test_run_detached(dz):
         assert glob.glob(f"/sys/fs/cgroup/*/mezzo/{n}.*") == []
 
 
+def trace_steps(path, until, timeout=10):
+    """[(ms, step)] of a MEZZO_TRACE file, once it names the step until."""
+    end = time.monotonic() + timeout
+    while True:
+        steps = []
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    pid, ms, step = (line.split(None, 2) + ["", "", ""])[:3]
+                    if step and ms != "-":
+                        steps.append((float(ms), step.strip()))
+        if any(s == until for _, s in steps) or time.monotonic() > end:
+            return steps
+        time.sleep(0.02)
+
+
+def test_trace_notes_where_a_start_goes(dz, workdir):
+    """MEZZO_TRACE=FILE: the steps of a start and of its stop, each with its
+    time since the command's first, in the order they happen (what
+    bench/timeline summarizes).  Off, nothing is written."""
+    path = os.path.join(workdir, "trace")
+    dz.run("create", "tr", "--", "/bin/sleep", "1000")
+    dz.run("start", "tr", env={"MEZZO_TRACE": path})
+    steps = trace_steps(path, "running recorded")
+    t = {}
+    for ms, s in steps:
+        t.setdefault(s, ms)
+    start = ["main", "supervise", "claimed", "mount namespace made", "spawn: begin",
+             "spawn: cgroup v2 made", "spawn: pid 1 cloned", "spawn: id maps written",
+             "spawn: both exec'd", "spawned", "running recorded"]
+    assert [s for s in start if s not in t] == [], steps
+    assert [t[s] for s in start] == sorted(t[s] for s in start), steps
+    assert t["main"] == 0 or t.get("serve: command taken") == 0, steps
+    # pid 1's and pid 2's own steps reach the supervisor's table where they
+    # share its memory (not in a build with AddressSanitizer: spawn.c)
+    kids = ["pid 1: go; cgroups joined", "pid 1: mounts made", "pid 1: exec init",
+            "pid 2: exec command"]
+    if any(s in t for s in kids):
+        order = ["spawn: id maps written"] + kids + ["spawn: both exec'd"]
+        assert [t[s] for s in order] == sorted(t[s] for s in order), steps
+
+    dz.run("stop", "tr")
+    stop = ["init exited", "processes and cgroups gone", "tree unmounted", "stop recorded"]
+    steps = trace_steps(path, "stop recorded")
+    t = {s: ms for ms, s in steps}
+    assert [t.get(s) for s in stop] == sorted(t[s] for s in stop if s in t), steps
+
+    size = os.path.getsize(path)
+    dz.run("start", "tr")
+    dz.run("stop", "tr")
+    assert os.path.getsize(path) == size
+    dz.run("rm", "tr")
+
+
 def test_writes_are_private_and_snapshots_work(dz):
     dz.run("run", "--name", "a", "--", "/bin/sh", "-c", "echo mine > /etc/motd")
     p = dz.run("run", "--rm", "--", "/bin/sh", "-c", "cat /etc/motd 2>/dev/null; echo end")
