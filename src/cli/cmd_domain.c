@@ -106,6 +106,50 @@ static int one_name(const char *cmd, const char *usage, int argc, char **argv,
 	return 0;
 }
 
+/* NAME and at most one option with a value, on either side of it: `stop web
+ * --timeout 5`, `stop --timeout=5 web`, `kill -s TERM web`.  opts: the
+ * option's spellings, NULL-terminated; *val stays NULL without it. */
+static int name_and_opt(const char *cmd, const char *usage, int argc, char **argv,
+			const char *const opts[], const char **name, const char **val)
+{
+	*name = *val = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (cli_is_help(a)) {
+			fputs(usage, stdout);
+			return OPTS_HELP_SHOWN;
+		}
+		size_t k = 0, l = 0;
+		for (; opts[k]; k++) {
+			l = strlen(opts[k]);
+			/* --long VALUE, --long=VALUE; -s VALUE */
+			if (strncmp(a, opts[k], l) == 0 &&
+			    (a[l] == '\0' || (a[l] == '=' && opts[k][1] == '-')))
+				break;
+		}
+		if (opts[k] == NULL) {
+			if (a[0] == '-')
+				return cli_usage(cmd, "unknown option '%s'", a);
+			if (*name)
+				return cli_usage(cmd, "need exactly one domain NAME (got '%s' and '%s')",
+						 *name, a);
+			*name = a;
+			continue;
+		}
+		if (*val)
+			return cli_usage(cmd, "%s given twice", opts[0]);
+		if (a[l] == '=')
+			*val = a + l + 1;
+		else if (i + 1 < argc)
+			*val = argv[++i];
+		else
+			return cli_usage(cmd, "%s wants a value", opts[k]);
+	}
+	if (*name == NULL)
+		return cli_usage(cmd, "need exactly one domain NAME");
+	return 0;
+}
+
 /* What the supervisor forked by `run --detach` does: make the domain, with
  * the catalog handle it then supervises with (one process and one open of
  * the catalog for both, instead of a `create` and a `start`), supervise it,
@@ -360,29 +404,28 @@ static int stop_domain(struct cli *c, const char *name, int sig, int timeout_s,
 }
 
 static const char stop_usage[] =
-	"usage: mezzo stop NAME [--timeout SECONDS]\n"
+	"usage: mezzo stop [--timeout SECONDS] NAME\n"
 	"\n"
 	"Stop a domain gracefully: SIGTERM to its processes, SIGKILL to what is\n"
 	"left after the timeout (default 10 s).  Returns when it is down.\n";
 
 int cmd_stop(struct cli *c, int argc, char **argv)
 {
-	int timeout = 10;
-	if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
-		char *end;
-		long t = strtol(argv[3], &end, 10);
-		if (*argv[3] == '\0' || *end || t < 0 || t > 3600)
-			return cli_usage("stop", "--timeout wants seconds, 0 to 3600 (got '%s')",
-					 argv[3]);
-		timeout = (int)t;
-		argc = 2;
-	}
-	const char *name = NULL;
-	int r = one_name("stop", stop_usage, argc, argv, &name);
+	static const char *const opts[] = {"--timeout", NULL};
+	const char *name, *tv;
+	int r = name_and_opt("stop", stop_usage, argc, argv, opts, &name, &tv);
 	if (r == OPTS_HELP_SHOWN)
 		return EXIT_OK;
 	if (r)
 		return r;
+	int timeout = 10;
+	if (tv) {
+		char *end;
+		long t = strtol(tv, &end, 10);
+		if (*tv == '\0' || *end || t < 0 || t > 3600)
+			return cli_usage("stop", "--timeout wants seconds, 0 to 3600 (got '%s')", tv);
+		timeout = (int)t;
+	}
 	mz_error_t err cleanup_error = NULL;
 	if (stop_domain(c, name, SIGTERM, timeout, false, &err) < 0)
 		return cli_fail(&err);
@@ -390,35 +433,37 @@ int cmd_stop(struct cli *c, int argc, char **argv)
 }
 
 static const char kill_usage[] =
-	"usage: mezzo kill NAME [--signal SIG]\n"
+	"usage: mezzo kill [--signal SIG] NAME\n"
 	"\n"
 	"Send a signal (default KILL) to the domain's init; KILL ends the whole\n"
-	"domain at once.\n";
+	"domain at once.  SIG: KILL, TERM, INT, HUP, USR1, USR2 or QUIT (SIG\n"
+	"prefix optional), or a number 1-64; -s SIG and --signal=SIG work too.\n";
 
 int cmd_kill(struct cli *c, int argc, char **argv)
 {
-	int sig = SIGKILL;
-	if (argc == 4 && (strcmp(argv[2], "--signal") == 0 || strcmp(argv[2], "-s") == 0)) {
-		const char *v = argv[3];
-		if (strncmp(v, "SIG", 3) == 0)
-			v += 3;
-		static const struct { const char *n; int s; } sigs[] = {
-			{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP},
-			{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
-		sig = atoi(v);
-		for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-			if (strcmp(v, sigs[i].n) == 0)
-				sig = sigs[i].s;
-		if (sig <= 0 || sig >= 65)
-			return cli_usage("kill", "unknown signal '%s'", argv[3]);
-		argc = 2;
-	}
-	const char *name = NULL;
-	int r = one_name("kill", kill_usage, argc, argv, &name);
+	static const char *const opts[] = {"--signal", "-s", NULL};
+	const char *name, *v;
+	int r = name_and_opt("kill", kill_usage, argc, argv, opts, &name, &v);
 	if (r == OPTS_HELP_SHOWN)
 		return EXIT_OK;
 	if (r)
 		return r;
+	int sig = SIGKILL;
+	if (v) {
+		const char *n = strncmp(v, "SIG", 3) == 0 ? v + 3 : v;
+		static const struct { const char *n; int s; } sigs[] = {
+			{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP},
+			{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
+		char *end;
+		long num = strtol(n, &end, 10);
+		sig = *n != '\0' && *end == '\0' && num > 0 && num < 65 ? (int)num : 0;
+		for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+			if (strcmp(n, sigs[i].n) == 0)
+				sig = sigs[i].s;
+		if (sig == 0)
+			return cli_usage("kill", "unknown signal '%s' (KILL, TERM, INT, HUP, USR1, "
+						 "USR2, QUIT, or a number 1-64)", v);
+	}
 	mz_error_t err cleanup_error = NULL;
 	if (stop_domain(c, name, sig, 0, false, &err) < 0)
 		return cli_fail(&err);

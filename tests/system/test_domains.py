@@ -76,6 +76,14 @@ def test_run_sees_its_own_world(dz):
     assert int(lines[3]) <= 5, "host processes are visible: " + p.stdout
 
 
+def wait_stopped(m, name, timeout=5):
+    """True once the domain is stopped (a kill returns before it is down)."""
+    end = time.monotonic() + timeout
+    while domains(m)[name]["state"] == "running" and time.monotonic() < end:
+        time.sleep(0.05)
+    return domains(m)[name]["state"] == "stopped"
+
+
 def test_lifecycle(dz, workdir):
     dz.run("create", "svc", "--memory", "64M", "--pids", "64", "--",
            "/bin/sh", "-c", "echo started; exec sleep 1000")
@@ -99,12 +107,15 @@ def test_lifecycle(dz, workdir):
     assert d["state"] == "stopped"
     dz.run("restart", "svc")
     assert domains(dz)["svc"]["state"] == "running"
-    dz.run("kill", "svc")
-    for _ in range(100):
-        if domains(dz)["svc"]["state"] != "running":
-            break
-        time.sleep(0.05)
+    # options on either side of the name, with a space or an =
+    dz.run("stop", "--timeout=2", "svc")
     assert domains(dz)["svc"]["state"] == "stopped"
+    dz.run("start", "svc")
+    dz.run("kill", "-s", "SIGTERM", "svc")
+    assert wait_stopped(dz, "svc")
+    dz.run("start", "svc")
+    dz.run("kill", "svc")
+    assert wait_stopped(dz, "svc")
     dz.run("rm", "svc")
     assert "svc" not in domains(dz)
     mp = os.path.join(dz.root, "run/domains/svc")
@@ -314,6 +325,17 @@ def test_bad_input(dz):
     assert p.returncode == 2
     p = dz.run("create", "x", "--memory", "lots", check=False)
     assert p.returncode == 2
+    for args, says in ((["stop", "--timeout"], "wants a value"),
+                       (["stop", "dup", "--timeout", "soon"], "wants seconds"),
+                       (["stop", "dup", "other"], "exactly one domain NAME"),
+                       (["stop", "--timeout", "1", "--timeout", "2", "dup"], "given twice"),
+                       (["stop", "--frobnicate", "dup"], "unknown option"),
+                       (["kill", "dup", "--signal", "12abc"], "unknown signal"),
+                       (["kill", "-s", "BOGUS", "dup"], "unknown signal"),
+                       (["kill"], "exactly one domain NAME")):
+        p = dz.run(*args, check=False)
+        assert p.returncode == 2 and says in p.stderr, (args, p.stderr)
+    assert domains(dz)["dup"]["state"] == "created"
     dz.run("rm", "dup")
 
 
