@@ -48,8 +48,10 @@ int mz_serve_worker_take(int c, int chan, struct mz_serve_job *job);
  * namespaces, which every worker compares its client's with. */
 void mz_serve_worker_prepare(void);
 
-/* In a spare, before it waits for a client: make the worker's second thread
- * (it checks the client, then forwards its signals). */
+/* In a spare, before it waits for a client: note its own signal
+ * dispositions and limits (a worker changes only those its client's differ
+ * in) and make the worker's second thread (it forwards the client's
+ * signals). */
 void mz_serve_worker_ready(void);
 
 #endif

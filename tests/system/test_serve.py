@@ -10,6 +10,7 @@ socket behind, and commands go on running directly.
 """
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -162,6 +163,48 @@ def test_served_command_behaves_as_a_direct_one(sz, workdir):
     assert sz.run("exec", name, "--", "/bin/hostname").stdout == name + "\n"
     sz.run("stop", name)
     sz.run("rm", name)
+
+
+def test_the_worker_takes_on_the_callers_signals_and_limits(sz):
+    """A worker ignores what its caller ignores, and only that, and has its
+    caller's resource limits (a worker changes only what differs from its
+    spare's own state): seen in /proc of the worker while it supervises a
+    `run`."""
+    env = dict(os.environ, MEZZO_ROOT=sz.root, MEZZO_SOCKET=sz.socket, MEZZO_DEBUG="1",
+               ASAN_OPTIONS="detect_leaks=0")
+    hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]
+    soft = 12345 if hard == resource.RLIM_INFINITY or hard > 12345 else hard
+
+    def caller(name, ignore_hup, limit):
+        def preexec():
+            if ignore_hup:
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            if limit:
+                resource.setrlimit(resource.RLIMIT_MSGQUEUE, (soft, hard))
+        p = subprocess.Popen([MEZZO, "run", "--rm", "--name", name, "--", "/bin/sleep", "30"],
+                             env=env, preexec_fn=preexec, stderr=subprocess.PIPE, text=True)
+        try:
+            pid = None
+            end = time.monotonic() + 10
+            while pid is None and time.monotonic() < end:
+                for d in json.loads(sz.run("--json", "ls").stdout):
+                    if d["name"] == name and d["state"] == "running":
+                        pid = d["supervisor_pid"]
+                time.sleep(0.02)
+            assert pid, f"{name} did not start"
+            with open(f"/proc/{pid}/status") as f:
+                ign = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
+            with open(f"/proc/{pid}/limits") as f:
+                line = next(l for l in f if l.startswith("Max msgqueue size"))
+            sz.run("stop", "--timeout", "1", name)
+        finally:
+            err = p.communicate(timeout=20)[1]
+        assert SERVED in err, err
+        return bool(ign & (1 << (signal.SIGHUP - 1))), int(line.split()[3])
+
+    default = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[0]
+    assert caller("tk1", True, True) == (True, soft)
+    assert caller("tk2", False, False) == (False, default)
 
 
 def test_started_domains_outlive_their_caller_and_the_server(sz, server):
