@@ -3,6 +3,7 @@
  * rm, snapshot.  Each talks to the catalog; start forks the domain's
  * supervisor (src/domain/supervisor.c) and stop/kill signal it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,7 +116,10 @@ static int name_and_opt(const char *cmd, const char *usage, int argc, char **arg
 	*name = *val = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (cli_is_help(a)) {
+		/* `help` alone, as for the other commands; beside other words it is
+		 * a NAME (a domain may be called so) */
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 ||
+		    (argc == 2 && strcmp(a, "help") == 0)) {
 			fputs(usage, stdout);
 			return OPTS_HELP_SHOWN;
 		}
@@ -422,7 +426,7 @@ int cmd_stop(struct cli *c, int argc, char **argv)
 	if (tv) {
 		char *end;
 		long t = strtol(tv, &end, 10);
-		if (*tv == '\0' || *end || t < 0 || t > 3600)
+		if (!isdigit((unsigned char)*tv) || *end || t > 3600)
 			return cli_usage("stop", "--timeout wants seconds, 0 to 3600 (got '%s')", tv);
 		timeout = (int)t;
 	}
@@ -456,7 +460,7 @@ int cmd_kill(struct cli *c, int argc, char **argv)
 			{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
 		char *end;
 		long num = strtol(n, &end, 10);
-		sig = *n != '\0' && *end == '\0' && num > 0 && num < 65 ? (int)num : 0;
+		sig = isdigit((unsigned char)*n) && *end == '\0' && num > 0 && num < 65 ? (int)num : 0;
 		for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 			if (strcmp(n, sigs[i].n) == 0)
 				sig = sigs[i].s;

@@ -39,7 +39,7 @@
  * calls go through sys.h.  The struct child they get is read-only to them
  * but for the two fields pid 1 fills in for init's argv.  Their mz_trace()
  * steps (lib/trace.h: a vDSO clock read and an atomic add) land in the
- * caller's table, shared.
+ * caller's table where they share its memory.
  */
 #include <errno.h>
 #include <fcntl.h>

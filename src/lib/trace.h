@@ -8,15 +8,19 @@
  *
  *     PID MS STEP
  *
- * MS is the time since the process's first step (three decimals), and a
- * flush ends with an empty line.  bench/timeline runs a start or a run many
+ * MS is the time since the table's first step (three decimals): the
+ * process's own, or for a fork its parent's, so that a supervisor forked by
+ * a command shares the command's timeline.  A flush ends with an empty
+ * line.  bench/timeline runs a start or a run many
  * times this way and prints each step's median.
  *
  * Off (no MEZZO_TRACE), a step costs a load and a branch, so the steps stay
  * in the start path for good.  On, a step is one vDSO clock read and one
  * atomic add: no allocation, no lock, no errno, so that the children that
  * share the supervisor's memory before they exec (domain/spawn.c) note their
- * steps in the supervisor's table too.  Steps past the table's size are
+ * steps in the supervisor's table too.  Where they do not share it (not
+ * x86-64, or a build with AddressSanitizer: see domain/child.c), their steps
+ * stay in their own copies and are not written.  Steps past the table's size are
  * dropped, and counted.
  */
 #ifndef MZ_TRACE_H

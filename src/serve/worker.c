@@ -191,6 +191,7 @@ static void report_exit(int status, void *arg)
 		return;
 	if (!atomic_exchange(&reported, 1)) {
 		fflush(NULL); /* the command's output first, then its status */
+		mz_trace_flush(); /* and its steps (a client's timeline is whole) */
 		if (conn >= 0)
 			mz_serve_tell(conn, MZ_SERVE_EXIT, status & 0xff);
 	}

@@ -6,6 +6,7 @@ image, and real namespaces, cgroups and FUSE mounts.
 import glob
 import json
 import os
+import platform
 import signal
 import subprocess
 import time
@@ -253,7 +254,7 @@ def trace_steps(path, until, timeout=10):
 def test_trace_notes_where_a_start_goes(dz, workdir):
     """MEZZO_TRACE=FILE: the steps of a start and of its stop, each with its
     time since the command's first, in the order they happen (what
-    bench/timeline summarizes).  Off, nothing is written."""
+    bench/timeline summarizes).  (Off: test_serve.py, a traced server.)"""
     path = os.path.join(workdir, "trace")
     dz.run("create", "tr", "--", "/bin/sleep", "1000")
     dz.run("start", "tr", env={"MEZZO_TRACE": path})
@@ -268,11 +269,14 @@ def test_trace_notes_where_a_start_goes(dz, workdir):
     assert [t[s] for s in start] == sorted(t[s] for s in start), steps
     assert t["main"] == 0 or t.get("serve: command taken") == 0, steps
     # pid 1's and pid 2's own steps reach the supervisor's table where they
-    # share its memory (not in a build with AddressSanitizer: spawn.c)
+    # share its memory: on x86-64, not in a build with AddressSanitizer
     kids = ["pid 1: go; cgroups joined", "pid 1: mounts made", "pid 1: exec init",
             "pid 2: exec command"]
-    if any(s in t for s in kids):
+    from conftest import MEZZO
+    shared = platform.machine() == "x86_64" and "build-san" not in os.path.realpath(MEZZO)
+    if shared or any(s in t for s in kids):
         order = ["spawn: id maps written"] + kids + ["spawn: both exec'd"]
+        assert [s for s in order if s not in t] == [], steps
         assert [t[s] for s in order] == sorted(t[s] for s in order), steps
 
     dz.run("stop", "tr")
@@ -281,10 +285,6 @@ def test_trace_notes_where_a_start_goes(dz, workdir):
     t = {s: ms for ms, s in steps}
     assert [t.get(s) for s in stop] == sorted(t[s] for s in stop if s in t), steps
 
-    size = os.path.getsize(path)
-    dz.run("start", "tr")
-    dz.run("stop", "tr")
-    assert os.path.getsize(path) == size
     dz.run("rm", "tr")
 
 
@@ -330,7 +330,10 @@ def test_bad_input(dz):
                        (["stop", "dup", "other"], "exactly one domain NAME"),
                        (["stop", "--timeout", "1", "--timeout", "2", "dup"], "given twice"),
                        (["stop", "--frobnicate", "dup"], "unknown option"),
+                       (["stop", "dup", "--timeout=+5"], "wants seconds"),
+                       (["stop", "dup", "help"], "exactly one domain NAME"),
                        (["kill", "dup", "--signal", "12abc"], "unknown signal"),
+                       (["kill", "dup", "--signal", " 9"], "unknown signal"),
                        (["kill", "-s", "BOGUS", "dup"], "unknown signal"),
                        (["kill"], "exactly one domain NAME")):
         p = dz.run(*args, check=False)

@@ -64,11 +64,11 @@ class Server:
         self.path = os.path.join(workdir, "serve.sock")
         self.proc = None
 
-    def start(self, *extra):
-        env = dict(os.environ, MEZZO_SOCKET="none")
+    def start(self, *extra, env=None, preexec_fn=None):
+        env = dict(os.environ, MEZZO_SOCKET="none", **(env or {}))
         self.proc = subprocess.Popen([MEZZO, "serve", "--socket", self.path, *extra],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, preexec_fn=preexec_fn)
         if not wait_for(lambda: can_connect(self.path) or self.proc.poll() is not None, 30):
             pid = self.proc.pid
             state = {f: open(f"/proc/{pid}/{f}").read().strip() for f in ("stat", "wchan")
@@ -165,22 +165,34 @@ def test_served_command_behaves_as_a_direct_one(sz, workdir):
     sz.run("rm", name)
 
 
-def test_the_worker_takes_on_the_callers_signals_and_limits(sz):
-    """A worker ignores what its caller ignores, and only that, and has its
-    caller's resource limits (a worker changes only what differs from its
-    spare's own state): seen in /proc of the worker while it supervises a
-    `run`."""
-    env = dict(os.environ, MEZZO_ROOT=sz.root, MEZZO_SOCKET=sz.socket, MEZZO_DEBUG="1",
-               ASAN_OPTIONS="detect_leaks=0")
-    hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]
-    soft = 12345 if hard == resource.RLIM_INFINITY or hard > 12345 else hard
+def sig_ignored(pid, sig):
+    with open(f"/proc/{pid}/status") as f:
+        ign = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
+    return bool(ign & (1 << (sig - 1)))
 
-    def caller(name, ignore_hup, limit):
-        def preexec():
-            if ignore_hup:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            if limit:
-                resource.setrlimit(resource.RLIMIT_MSGQUEUE, (soft, hard))
+
+def msgqueue_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        return int(next(l for l in f if l.startswith("Max msgqueue size")).split()[3])
+
+
+def test_the_worker_takes_on_the_callers_signals_and_limits(sz, workdir):
+    """A worker ignores what its caller ignores, and only that, and has its
+    caller's resource limits, whatever its spare had (a worker changes only
+    what differs from its spare's own state): seen in /proc of the worker
+    while it supervises a `run`, both ways round — a caller unlike the
+    spares of the test's server, and a plain caller of a server whose spares
+    ignore SIGHUP and have a lower limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+    low = min(12345, soft // 2)
+
+    def odd():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (low, hard))
+
+    def worker_state(socket_path, name, preexec):
+        env = dict(os.environ, MEZZO_ROOT=sz.root, MEZZO_SOCKET=socket_path, MEZZO_DEBUG="1",
+                   ASAN_OPTIONS="detect_leaks=0")
         p = subprocess.Popen([MEZZO, "run", "--rm", "--name", name, "--", "/bin/sleep", "30"],
                              env=env, preexec_fn=preexec, stderr=subprocess.PIPE, text=True)
         try:
@@ -192,19 +204,54 @@ def test_the_worker_takes_on_the_callers_signals_and_limits(sz):
                         pid = d["supervisor_pid"]
                 time.sleep(0.02)
             assert pid, f"{name} did not start"
-            with open(f"/proc/{pid}/status") as f:
-                ign = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
-            with open(f"/proc/{pid}/limits") as f:
-                line = next(l for l in f if l.startswith("Max msgqueue size"))
+            state = sig_ignored(pid, signal.SIGHUP), msgqueue_limit(pid)
             sz.run("stop", "--timeout", "1", name)
         finally:
             err = p.communicate(timeout=20)[1]
         assert SERVED in err, err
-        return bool(ign & (1 << (signal.SIGHUP - 1))), int(line.split()[3])
+        return state
 
-    default = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[0]
-    assert caller("tk1", True, True) == (True, soft)
-    assert caller("tk2", False, False) == (False, default)
+    assert worker_state(sz.socket, "tk1", odd) == (True, low)
+    other = Server(os.path.join(workdir, "odd"))
+    os.makedirs(os.path.join(workdir, "odd"))
+    other.start(preexec_fn=odd)
+    try:
+        def spares():
+            return [p for p in procs_with(other.path) if p != other.proc.pid]
+        assert wait_for(lambda: len(spares()) == 2)  # made once it listens
+        assert all(sig_ignored(p, signal.SIGHUP) and msgqueue_limit(p) == low
+                   for p in spares())
+        assert worker_state(other.path, "tk2", None) == (False, soft)
+    finally:
+        other.cleanup()
+
+
+def test_tracing_is_the_callers_choice(sz, workdir):
+    """MEZZO_TRACE is the caller's: a served command traces when its caller
+    asks, to the caller's file, and not because the server was started
+    with it."""
+    server_file = os.path.join(workdir, "server.trace")
+    mine = os.path.join(workdir, "mine.trace")
+    other = Server(os.path.join(workdir, "traced"))
+    os.makedirs(os.path.join(workdir, "traced"))
+    other.start(env={"MEZZO_TRACE": server_file})
+    try:
+        def run(**extra):
+            p = subprocess.run([MEZZO, "run", "--rm", "--", "/bin/true"], capture_output=True,
+                               text=True, env=dict(os.environ, MEZZO_ROOT=sz.root,
+                                                   MEZZO_SOCKET=other.path, MEZZO_DEBUG="1",
+                                                   **extra))
+            assert p.returncode == 0 and SERVED in p.stderr, p.stderr
+        run()
+        run(MEZZO_TRACE=mine)
+        with open(mine) as f:
+            steps = [l.split(None, 2)[2].strip() for l in f if l.strip()]
+        # whole when the command returns: written before the status goes back
+        assert steps[0] == "serve: command taken" and "stop recorded" in steps, steps
+        written = open(server_file).read() if os.path.exists(server_file) else ""
+        assert "serve: command taken" not in written, written
+    finally:
+        other.cleanup()
 
 
 def test_started_domains_outlive_their_caller_and_the_server(sz, server):
