@@ -185,29 +185,35 @@ void store_pool_reserve(mz_store *s)
 	if (!need)
 		return;
 	/* Not a wait for the lock in the middle of serving: if another process
-	 * has it, the next commit asks again. */
+	 * has it, the next commit asks again.  Every statement is reset at
+	 * once, whatever it returned: a BEGIN left as it was after SQLITE_BUSY
+	 * is an unfinished writer, and while one is unfinished SQLite ends no
+	 * read transaction of this connection; the next BEGIN IMMEDIATE then
+	 * starts from a read transaction, for which SQLite calls no busy
+	 * handler, and meets another process's lock with an immediate
+	 * SQLITE_BUSY (an EBUSY for the program that created a file; seen
+	 * under `store gc` in a loop, test_fs.py). */
 	sqlite3_busy_timeout(s->db, 0);
-	sqlite3_stmt *st = store_stmt(s, "BEGIN IMMEDIATE");
-	int rc = sqlite3_step(st);
 	mz_oid hi = 0;
+	int rc = store_step_reset(s, "BEGIN IMMEDIATE");
 	if (rc == SQLITE_DONE) {
 		/* the counter's row exists once any object was made */
-		st = store_stmt(s, "INSERT INTO sqlite_sequence(name, seq) "
-				   "SELECT 'object', (SELECT IFNULL(MAX(id), 0) FROM object) "
-				   "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
-				   "WHERE name = 'object')");
-		rc = sqlite3_step(st);
+		rc = store_step_reset(s, "INSERT INTO sqlite_sequence(name, seq) "
+					 "SELECT 'object', (SELECT IFNULL(MAX(id), 0) FROM object) "
+					 "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+					 "WHERE name = 'object')");
 		if (rc == SQLITE_DONE) {
-			st = store_stmt(s, "UPDATE sqlite_sequence SET seq = seq + " STR(POOL_IDS)
-					   " WHERE name = 'object' RETURNING seq");
+			sqlite3_stmt *st = store_stmt(s, "UPDATE sqlite_sequence SET seq = seq + "
+						      STR(POOL_IDS) " WHERE name = 'object' RETURNING seq");
 			rc = sqlite3_step(st);
 			if (rc == SQLITE_ROW) {
 				hi = sqlite3_column_int64(st, 0);
 				rc = sqlite3_step(st);
 			}
+			sqlite3_reset(st);
 		}
-		st = store_stmt(s, rc == SQLITE_DONE ? "COMMIT" : "ROLLBACK");
-		if (sqlite3_step(st) != SQLITE_DONE || rc != SQLITE_DONE) {
+		int end = store_step_reset(s, rc == SQLITE_DONE ? "COMMIT" : "ROLLBACK");
+		if (end != SQLITE_DONE || rc != SQLITE_DONE) {
 			mz_debug("pool: cannot reserve object ids: %s", sqlite3_errmsg(s->db));
 			if (!sqlite3_get_autocommit(s->db))
 				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -282,9 +282,18 @@ int store_exec(mz_store *s, const char *sql, mz_error_t *err)
 int store_step_done(mz_store *s, sqlite3_stmt *st, mz_error_t *err, const char *what)
 {
 	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return store_dberr(s, err, what);
-	return 0;
+	int r = rc != SQLITE_DONE && rc != SQLITE_ROW ? store_dberr(s, err, what) : 0;
+	/* never left unfinished (a row, or SQLITE_BUSY): see store_step_reset */
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_step_reset(mz_store *s, const char *sql)
+{
+	sqlite3_stmt *st = store_stmt(s, sql);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc;
 }
 
 static int store_make_dirs(mz_store *s, mz_error_t *err)

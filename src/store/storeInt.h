@@ -44,8 +44,14 @@ sqlite3_stmt *store_stmt(mz_store *s, const char *sql);
 int store_dberr(mz_store *s, mz_error_t *err, const char *what);
 /* Run one statement with no results. */
 int store_exec(mz_store *s, const char *sql, mz_error_t *err);
-/* Step a statement to completion (SQLITE_DONE); rows are an error. */
+/* Step a statement once (rows are ignored) and reset it; 0 or the error.
+ * A statement must not stay unfinished between uses: one that returned a
+ * row, or SQLITE_BUSY, and was not reset keeps this connection's read
+ * transaction open, and a BEGIN IMMEDIATE made from a read transaction
+ * fails at once on another process's lock instead of waiting for it. */
 int store_step_done(mz_store *s, sqlite3_stmt *st, mz_error_t *err, const char *what);
+/* store_stmt(sql) stepped once and reset: the step's result code. */
+int store_step_reset(mz_store *s, const char *sql);
 /* Step st to its end, each row made into one element of elem bytes by
  * from_row(st, element); the elements go to *out (malloc'ed), their number
  * to *n.  On an error the first k are given to free_rows (NULL: plain free

@@ -1,6 +1,7 @@
 /* test_store.c — the object store and the layered naming over it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "../../src/lib/util.h"
 #include "../../src/store/store.h"
+#include "../../src/store/storeInt.h"
 
 
 static char *slurp(mz_store *s, mz_oid id)
@@ -475,6 +477,48 @@ static void test_domain_made_claimed(void **state)
 	mz_domain_rec_free(&got);
 }
 
+/* After its pool's reservation of object ids met another process's write
+ * lock, a tree server's next transaction must wait for that lock, as every
+ * BEGIN IMMEDIATE does (busy timeout), not fail at once with EBUSY: a BEGIN
+ * left unfinished by the reservation kept the connection's read transaction
+ * open after any read, and SQLite calls no busy handler for a write begun
+ * from a read transaction.  (Seen as an EBUSY for a file created in a tree
+ * while `store gc` ran in a loop.)  B holds the lock for 200 ms. */
+static void *commit_later(void *arg)
+{
+	usleep(200 * 1000);
+	mz_error_t err = NULL;
+	assert_int_equal(mz_store_commit(arg, &err), 0);
+	return NULL;
+}
+
+static void test_a_pool_that_met_a_lock_leaves_the_next_begin_waiting(void **state)
+{
+	struct store_fx *f = *state;
+	mz_error_t err = NULL;
+	fx_base_version(f->s, "base");
+	mz_store_set_pool(f->s, true);
+	mz_oid id = 0;
+	store_pool_take(f->s, &id); /* a take: the pool wants ids from now on */
+	mz_store *b = NULL;
+	assert_int_equal(mz_store_open(f->dir, &b, &err), 0);
+	assert_int_equal(mz_store_begin(b, &err), 0); /* B: the write lock */
+	store_pool_reserve(f->s);                     /* meets it, gives up */
+	struct mz_layer l;
+	assert_int_equal(mz_layer_resolve(f->s, "base", &l, &err), 0); /* a read */
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, commit_later, b), 0);
+	int64_t t0 = mono_ns();
+	int r = mz_store_begin(f->s, &err);
+	int64_t waited = mono_ns() - t0;
+	pthread_join(th, NULL);
+	assert_true(r == 0 || (fprintf(stderr, "%s\n", err ? err->msg : ""), false));
+	assert_true(waited >= 100 * 1000000LL); /* it waited for B */
+	assert_int_equal(mz_store_commit(f->s, &err), 0);
+	mz_store_close(b);
+	mz_store_set_pool(f->s, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +530,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove_tree_drops_its_own_objects, store_fx_setup,
 						store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names, store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_pool_that_met_a_lock_leaves_the_next_begin_waiting,
+						store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_domain_made_claimed, store_fx_setup,
 						store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_cached_rows_match_the_catalog, store_fx_setup,
