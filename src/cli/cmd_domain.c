@@ -94,19 +94,6 @@ int cmd_create(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int one_name(const char *cmd, const char *usage, int argc, char **argv,
-		    const char **name)
-{
-	if (argc >= 2 && cli_is_help(argv[1])) {
-		fputs(usage, stdout);
-		return OPTS_HELP_SHOWN;
-	}
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage(cmd, "need exactly one domain NAME");
-	*name = argv[1];
-	return 0;
-}
-
 /* NAME and at most one option with a value, on either side of it: `stop web
  * --timeout 5`, `stop --timeout=5 web`, `kill -s TERM web`.  opts: the
  * option's spellings, NULL-terminated; *val stays NULL without it. */
@@ -152,6 +139,15 @@ static int name_and_opt(const char *cmd, const char *usage, int argc, char **arg
 	if (*name == NULL)
 		return cli_usage(cmd, "need exactly one domain NAME");
 	return 0;
+}
+
+/* Exactly one NAME, no option. */
+static int one_name(const char *cmd, const char *usage, int argc, char **argv,
+		    const char **name)
+{
+	static const char *const none[] = {NULL};
+	const char *val;
+	return name_and_opt(cmd, usage, argc, argv, none, name, &val);
 }
 
 /* What the supervisor forked by `run --detach` does: make the domain, with

@@ -549,6 +549,7 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 		sp->cg[0] = '\0'; /* nothing made */
 		goto fail;
 	}
+	mz_trace("spawn: cgroup v2 made");
 	c->spec = spec;
 	c->initfd = sp->initfd;
 	c->prog = prog;
@@ -562,7 +563,6 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 	if (spec->tty && isatty(spec->stdio[0]) &&
 	    terminal_path(spec->stdio[0], sp->console, sizeof(sp->console)))
 		c->margs.console = sp->console;
-	mz_trace("spawn: cgroup v2 made");
 	r = mz_cg_join_open(sp->cg, &spec->limits, &c->join, err);
 	if (r == 0 && spec->root_hook)
 		r = spec->root_hook(spec->root_hook_arg, err);

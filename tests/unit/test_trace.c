@@ -103,12 +103,6 @@ static void off_case(void)
 	CHECK(stat(file, &st) == -1);
 }
 
-static void test_off_writes_nothing(void **state)
-{
-	(void)state;
-	in_child(off_case);
-}
-
 static void order_case(void)
 {
 	setenv("MEZZO_TRACE", file, 1);
@@ -133,12 +127,6 @@ static void order_case(void)
 	CHECK(l[2].ms >= l[1].ms);
 	for (int i = 0; i < 3; i++)
 		CHECK(l[i].pid == getpid());
-}
-
-static void test_steps_in_order_from_the_first(void **state)
-{
-	(void)state;
-	in_child(order_case);
 }
 
 static void overflow_case(void)
@@ -167,12 +155,6 @@ static void overflow_case(void)
 	CHECK(flushes == 1);
 }
 
-static void test_a_full_table_says_so_once(void **state)
-{
-	(void)state;
-	in_child(overflow_case);
-}
-
 static void fork_case(void)
 {
 	setenv("MEZZO_TRACE", file, 1);
@@ -197,11 +179,17 @@ static void fork_case(void)
 	CHECK(l[1].pid == getpid());
 }
 
-static void test_a_fork_writes_its_own_steps(void **state)
-{
-	(void)state;
-	in_child(fork_case);
-}
+/* A test that runs a case in a child of its own. */
+#define CASE_IN_CHILD(test, fn)                    \
+	static void test(void **state)             \
+	{                                          \
+		(void)state;                       \
+		in_child(fn);                      \
+	}
+CASE_IN_CHILD(test_off_writes_nothing, off_case)
+CASE_IN_CHILD(test_steps_in_order_from_the_first, order_case)
+CASE_IN_CHILD(test_a_full_table_says_so_once, overflow_case)
+CASE_IN_CHILD(test_a_fork_writes_its_own_steps, fork_case)
 
 int main(void)
 {
