@@ -981,9 +981,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 		if (lend)
 			mz_fs_catalog_leave(job.S);
 	}
-	if (r < 0) {
-		tell_error(&ready_fd, *err);
-	} else {
+	/* A start that failed says so once it is undone (below): its caller
+	 * returns to find nothing of it (nor, with --rm, the domain itself). */
+	if (r == 0) {
 		mz_trace("running recorded");
 		tell(&ready_fd, "ok\n");
 		mz_trace_flush(); /* a start's timeline, without waiting for the stop */
@@ -1098,7 +1098,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	early_free(&E);
 	if (own_s)
 		mz_store_close(s);
-	if (ready_fd >= 0) /* told above on every path: never left open */
+	if (r < 0)
+		tell_error(&ready_fd, *err); /* (a start that failed: see above) */
+	if (ready_fd >= 0) /* told on every path: never left open */
 		close(ready_fd);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	mz_cpulat_close(&own_lat);
