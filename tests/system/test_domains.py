@@ -401,6 +401,28 @@ def listening(addr):
                    if len(l.split()) >= 8)
 
 
+def domain_pids(name):
+    """The processes in domain NAME's cgroup and the groups below it."""
+    pids = set()
+    for top in glob.glob(f"/sys/fs/cgroup/*/mezzo/{name}.*"):
+        for d, _, _ in os.walk(top):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids.update(int(x) for x in f.read().split())
+            except OSError:
+                pass
+    return sorted(pids)
+
+
+def ignores_term(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            ign = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
+    except (OSError, StopIteration):
+        return False
+    return bool(ign & (1 << (signal.SIGTERM - 1)))
+
+
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"]
 
 
@@ -411,6 +433,15 @@ def test_stop_timeout_is_the_stops_own(dz):
     dz.run("start", "deaf")
     addr = control_name(dz.root, "deaf")
     assert listening(addr)
+    # `start` returns once the command is exec'd, which can be before the
+    # shell has run its `trap`: a SIGTERM then would end it at once (a served
+    # start is quick enough for that to happen)
+    for _ in range(500):
+        if any(ignores_term(p) for p in domain_pids("deaf")):
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the shell never ignored SIGTERM")
     t0 = time.monotonic()
     dz.run("stop", "deaf", "--timeout", "1")
     took = time.monotonic() - t0
@@ -506,15 +537,17 @@ def test_console_attach_and_detach(dz):
 
 
 def test_services_run_restart_and_stop_in_reverse_order(dz):
-    # each service logs to the console; "b" crashes once, then stays up
+    # each service logs to the console (its "up" once its trap is set); "b"
+    # crashes once, then stays up
     dz.run("create", "srv",
-           "--service", "a=sh -c 'echo a-up; trap \"echo a-down; exit 0\" TERM; "
+           "--service", "a=sh -c 'trap \"echo a-down; exit 0\" TERM; echo a-up; "
                         "while :; do sleep 0.05; done'",
            "--service", "b=sh -c 'if [ ! -e /tmp/once ]; then touch /tmp/once; exit 3; fi; "
-                        "echo b-up; trap \"echo b-down; exit 0\" TERM; while :; do sleep 0.05; done'")
+                        "trap \"echo b-down; exit 0\" TERM; echo b-up; while :; do sleep 0.05; done'")
     dz.run("start", "srv")
     deadline = time.time() + 5
-    while time.time() < deadline and "b-up" not in dz.run("logs", "srv").stdout:
+    while time.time() < deadline and not all(
+            w in dz.run("logs", "srv").stdout for w in ("a-up", "b-up")):
         time.sleep(0.05)
     log = dz.run("logs", "srv").stdout
     assert "a-up" in log and "b-up" in log, log
