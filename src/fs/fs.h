@@ -40,9 +40,13 @@ struct mz_fs_opts {
 
 /* A running server of one tree. */
 struct fs_server;
-/* Open the store, claim the tree, mount it (nothing is served yet). */
+/* Open the store, claim the tree, mount it (nothing is served yet).  With
+ * mountpoint NULL, the mount is made but attached nowhere: mz_fs_attach
+ * attaches it, from any thread, in that thread's mount namespace (and
+ * mz_fs_stop of a server never attached just drops it). */
 int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err);
+int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err);
 /* Serve requests until the tree is unmounted (any thread, once). */
 int mz_fs_run(struct fs_server *S, mz_error_t *err);
 /* The server's catalog handle, for its owner to use once mz_fs_run has

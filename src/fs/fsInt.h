@@ -80,6 +80,7 @@ struct fs_server {
 	char *mountpoint;
 	struct mz_fs_opts opts;
 	int dev_fd;
+	int mnt_fd;             /* the mount, made and not attached yet, or -1 */
 	int ctl_fd;
 	bool passthrough;   /* negotiated and working */
 	bool exiting;       /* DESTROY seen (read and written atomically) */

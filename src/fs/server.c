@@ -346,31 +346,76 @@ char *mz_fs_source(const char *store_root, mz_lid layer)
 	return xasprintf("mezzo:%lld@%s", (long long)layer, store_root);
 }
 
-static int fs_mount(struct fs_server *S, mz_error_t *err)
+/*
+ * The tree's mount is made detached (fsopen, fsconfig, fsmount) and
+ * attached to its mount point apart (move_mount): a supervisor that makes
+ * its domain as it starts it (`run`) makes the mount on the thread that made
+ * the domain's record, while its other thread waits for the kernel to clone
+ * the domain's pid 1, and only attaches it once that thread is in the mount
+ * namespace the domain's is copied from (domain/supervisor.c).  The kernel
+ * sends its INIT request as the mount is made; the server answers it once
+ * it runs, and any access waits until then.
+ */
+static int fs_config(int fs, const char *key, const char *value, mz_error_t *err)
+{
+	unsigned cmd = value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG;
+	if (fsconfig(fs, cmd, key, value, 0) < 0)
+		return mz_error_sys(err, errno, "cannot mount the tree: option %s", key);
+	return 0;
+}
+
+static int fs_mount_make(struct fs_server *S, mz_error_t *err)
 {
 	struct mz_inode root;
 	int r = mz_view_getattr(S->view, mz_view_root(S->view), &root, err);
 	if (r < 0)
 		return r == -ENOENT ? mz_error(err, EIO, "tree has no root inode") : r;
+	S->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (S->dev_fd < 0)
+		return mz_error_sys(err, errno, "cannot open /dev/fuse (modprobe fuse?)");
+	cleanup_close int fs = fsopen("fuse", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return mz_error_sys(err, errno, "cannot mount the tree: fsopen");
+	char fd[16], mode[16];
+	snprintf(fd, sizeof(fd), "%d", S->dev_fd);
+	snprintf(mode, sizeof(mode), "%o", root.mode & S_IFMT);
+	cleanup_free char *src = mz_fs_source(S->root_path, S->layer);
+	if ((r = fs_config(fs, "subtype", "mezzo", err)) < 0 ||
+	    (r = fs_config(fs, "source", src, err)) < 0 ||
+	    (r = fs_config(fs, "fd", fd, err)) < 0 ||
+	    (r = fs_config(fs, "rootmode", mode, err)) < 0 ||
+	    (r = fs_config(fs, "user_id", "0", err)) < 0 ||
+	    (r = fs_config(fs, "group_id", "0", err)) < 0 ||
+	    (r = fs_config(fs, "default_permissions", NULL, err)) < 0 ||
+	    (r = fs_config(fs, "allow_other", NULL, err)) < 0)
+		return r;
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return mz_error_sys(err, errno, "cannot mount the tree");
+	unsigned attr = MOUNT_ATTR_NOATIME;
+	if (!S->opts.allow_suid)
+		attr |= MOUNT_ATTR_NOSUID;
+	if (!S->opts.allow_dev)
+		attr |= MOUNT_ATTR_NODEV;
+	S->mnt_fd = fsmount(fs, FSMOUNT_CLOEXEC, attr);
+	if (S->mnt_fd < 0)
+		return mz_error_sys(err, errno, "cannot mount the tree: fsmount");
+	return 0;
+}
+
+int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
+{
+	S->mountpoint = realpath(mountpoint, NULL);
+	if (S->mountpoint == NULL)
+		return mz_error_sys(err, errno, "mount point %s", mountpoint);
 	struct stat st;
 	if (stat(S->mountpoint, &st) < 0)
 		return mz_error_sys(err, errno, "mount point %s", S->mountpoint);
 	if (!S_ISDIR(st.st_mode))
 		return mz_error(err, ENOTDIR, "mount point %s is not a directory", S->mountpoint);
-	S->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (S->dev_fd < 0)
-		return mz_error_sys(err, errno, "cannot open /dev/fuse (modprobe fuse?)");
-	cleanup_free char *opts = xasprintf(
-		"fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other",
-		S->dev_fd, root.mode & S_IFMT);
-	cleanup_free char *src = mz_fs_source(S->root_path, S->layer);
-	unsigned long flags = MS_NOATIME;
-	if (!S->opts.allow_suid)
-		flags |= MS_NOSUID;
-	if (!S->opts.allow_dev)
-		flags |= MS_NODEV;
-	if (mount(src, S->mountpoint, "fuse.mezzo", flags, opts) < 0)
+	if (move_mount(S->mnt_fd, "", AT_FDCWD, S->mountpoint, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return mz_error_sys(err, errno, "cannot mount on %s", S->mountpoint);
+	close(S->mnt_fd);
+	S->mnt_fd = -1;
 	return 0;
 }
 
@@ -608,7 +653,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err)
 {
 	struct fs_server *S = xcalloc(1, sizeof(*S));
-	S->dev_fd = S->ctl_fd = -1;
+	S->dev_fd = S->ctl_fd = S->mnt_fd = -1;
 	S->cpulat = (struct mz_cpulat)MZ_CPULAT_INIT;
 	pthread_mutex_init(&S->lock, NULL);
 	S->flush_owner = FS_WAITER_DEV;
@@ -622,10 +667,7 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	S->bufsize = FS_MAX_WRITE + 64 * 1024;
 	S->buf = xmalloc(S->bufsize);
 	int r = 0;
-	S->mountpoint = realpath(mountpoint, NULL);
-	if (S->mountpoint == NULL)
-		r = mz_error_sys(err, errno, "mount point %s", mountpoint);
-	if (r == 0 && o->store) {
+	if (o->store) {
 		S->store = o->store;
 		S->store_lent = true;
 	} else if (r == 0) {
@@ -650,7 +692,9 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	if (r == 0)
 		S->uring_want = fs_uring_wanted(S);
 	if (r == 0)
-		r = fs_mount(S, err);
+		r = fs_mount_make(S, err);
+	if (r == 0 && mountpoint)
+		r = mz_fs_attach(S, mountpoint, err);
 	if (r < 0) {
 		cleanup_free char *msg = xasprintf("error: %s\n", (err && *err) ? (*err)->msg : "");
 		ready(S, msg);
@@ -736,6 +780,8 @@ void mz_fs_stop(struct fs_server *S)
 	imap_foreach(&S->nodes, free_node, NULL);
 	imap_free(&S->handles);
 	imap_free(&S->nodes);
+	if (S->mnt_fd >= 0) /* made, never attached: gone with the fd */
+		close(S->mnt_fd);
 	if (S->dev_fd >= 0)
 		close(S->dev_fd);
 	if (S->view && S->opts.drop_on_exit) {

@@ -77,6 +77,35 @@ def test_run_sees_its_own_world(dz):
     assert int(lines[3]) <= 5, "host processes are visible: " + p.stdout
 
 
+ROOT_PROBE = ("grep ' / / ' /proc/self/mountinfo; umount -l / 2>/dev/null; echo umount=$?; "
+              "mount -o remount,dev / 2>/dev/null; echo remount=$?")
+
+
+def root_mount(out):
+    """(type, per-mount options, umount status, remount status) of ROOT_PROBE."""
+    line, um, rm = out.strip().split("\n")
+    fields = line.split()
+    opts = set(fields[5].split(","))
+    return fields[fields.index("-") + 1], opts, um, rm
+
+
+def test_root_is_the_tree_locked_whichever_way_it_starts(dz):
+    """The domain's root is its tree, nodev, its mount locked: root in the
+    domain can neither unmount it nor lift nodev.  The same whether the tree
+    was mounted as the domain was made (`run`: the mount made beside the
+    clone, attached afterwards) or in the ordinary order (`start`)."""
+    seen = []
+    seen.append(root_mount(dz.run("run", "--rm", "--", "/bin/sh", "-c", ROOT_PROBE).stdout))
+    dz.run("create", "rooted", "--", "/bin/sleep", "100")
+    dz.run("start", "rooted")
+    seen.append(root_mount(dz.run("exec", "rooted", "--", "/bin/sh", "-c", ROOT_PROBE).stdout))
+    dz.run("rm", "--force", "rooted")
+    for kind, opts, um, rm in seen:
+        assert kind == "fuse.mezzo"
+        assert {"nodev", "noatime"} <= opts and "nosuid" not in opts, opts
+        assert um == "umount=1" and rm == "remount=1", (um, rm)
+
+
 def wait_stopped(m, name, timeout=5):
     """True once the domain is stopped (a kill returns before it is down)."""
     end = time.monotonic() + timeout
