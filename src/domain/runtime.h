@@ -27,6 +27,9 @@ struct mz_limits {
 	int64_t cpu_period_us;
 	int64_t io_weight;      /* 1..10000 (v2), mapped to blkio.weight on v1 */
 	int64_t nofile;         /* RLIMIT_NOFILE inside the domain */
+	int64_t nofile_soft;    /* without nofile: pid 1's soft RLIMIT_NOFILE (its
+				   hard one the caller's), for a caller that
+				   raised its own; 0: the caller's as it is */
 };
 
 /* A service mezzo-init runs in the domain, restarted when it exits, stopped

@@ -610,6 +610,15 @@ int mz_domain_spawn_begin(const struct mz_domain_spec *spec, unsigned flags,
 					 (long long)spec->limits.nofile);
 			goto fail;
 		}
+	} else if (spec->limits.nofile_soft > 0) {
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)spec->limits.nofile_soft < rl.rlim_cur) {
+			rl.rlim_cur = (rlim_t)spec->limits.nofile_soft;
+			if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0) {
+				r = mz_error_sys(err, errno, "cannot set RLIMIT_NOFILE");
+				goto fail;
+			}
+		}
 	}
 	mz_trace("spawn: cgroups v1 made");
 	*out = sp;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -124,9 +125,11 @@ static void rec_cmd_free(struct rec_cmd *c)
 }
 
 /* The file system thread mounts the domain's tree, says so, and serves it
- * until it is unmounted; meanwhile this thread makes the console.  The
- * domain itself is made only once the mount is there: a mount namespace is
- * a copy of ours at clone time, and a mount made later would not be in it. */
+ * until it is unmounted (or only serves it: a `run` makes and attaches the
+ * mount ahead, early_make); meanwhile this thread makes the console.  In
+ * the ordinary order the domain itself is made only once the mount is
+ * there: a mount namespace is a copy of ours at clone time, and a mount
+ * made later would not be in it. */
 struct fs_job {
 	const char *root, *mp;
 	mz_lid tree;
@@ -647,6 +650,8 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
  * this supervisor makes it: rooted at mp, in the cgroup named cgname, with
  * o's stdio or the console.  The caller adds the id range, and a LAN's
  * hooks and files. */
+static rlim_t caller_nofile; /* the caller's soft RLIMIT_NOFILE (mz_supervise) */
+
 static struct mz_domain_spec spec_of(const struct mz_domain_rec *r, const struct rec_cmd *c,
 				     const char *cgname, const char *mp, const char *init,
 				     const struct mz_sup_opts *o, const struct console *con)
@@ -670,7 +675,8 @@ static struct mz_domain_spec spec_of(const struct mz_domain_rec *r, const struct
 			   .cpu_weight = r->cpu_weight,
 			   .cpu_quota_us = r->cpu_quota_us,
 			   .cpu_period_us = r->cpu_quota_us ? 100000 : 0,
-			   .io_weight = r->io_weight},
+			   .io_weight = r->io_weight,
+			   .nofile_soft = (int64_t)caller_nofile},
 	};
 	for (int i = 0; i < 3; i++)
 		spec.stdio[i] = o->console ? con->slave : o->stdio[i];
@@ -688,8 +694,9 @@ static struct mz_domain_spec spec_of(const struct mz_domain_rec *r, const struct
  * after its creator, not beside it) while this thread clones pid 1 from
  * what the record will say.
  *
- * The tree is mounted only once the catalog has named it, after the clone:
- * its mount reaches pid 1's mount namespace by propagation, the mount point
+ * The tree can be mounted only once the catalog has named it: its mount is
+ * made beside the clone, detached, and attached after the claim (early_make);
+ * it reaches pid 1's mount namespace by propagation, the mount point
  * being a shared mount in this supervisor's namespace (its only one; pid 1
  * makes all of its own private first thing after "go", before it binds the
  * tree as its root).  And pid 1's cgroup is made before the catalog has said
@@ -721,8 +728,9 @@ struct early {
  * (0.5-0.8 ms, against ~0.4 for the record in a spare of `mezzo serve`),
  * the tree's server and its mount, made detached (fs/server.c).  Attached
  * once the record is claimed, it spares the start the wait for a server
- * thread, the catalog's reads and the mount (~0.2 ms).  Failing that, the
- * ordinary order makes them again, and says why if it fails too. */
+ * thread, the catalog's reads and the mount (~0.2 ms).  Should making them
+ * fail here, the ordinary order makes them again (and says why if it fails
+ * too); should the attach fail, the start fails, as a failed mount does. */
 static void *early_make(void *arg)
 {
 	struct early *e = arg;
@@ -826,6 +834,15 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	 * idle; idle CPUs poll meanwhile where waking a halted one costs
 	 * (lib/cpulat.h), not while the domain just runs. */
 	mz_trace("supervise");
+	/* The tree's server may keep many files open: this process's soft
+	 * limit goes up to its hard one, before any thread or clone, and the
+	 * domain gets its caller's (spec_of), whichever way it starts. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		caller_nofile = nofile.rlim_cur;
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	struct mz_cpulat own_lat = MZ_CPULAT_INIT;
 	struct mz_cpulat *lat = o->cpulat ? o->cpulat : &own_lat;
 	mz_cpulat_hold(lat);

@@ -402,8 +402,10 @@ static int fs_mount_make(struct fs_server *S, mz_error_t *err)
 	return 0;
 }
 
-int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
+/* A directory to mount on (S->mountpoint: its real path) */
+static int fs_mountpoint(struct fs_server *S, const char *mountpoint, mz_error_t *err)
 {
+	free(S->mountpoint);
 	S->mountpoint = realpath(mountpoint, NULL);
 	if (S->mountpoint == NULL)
 		return mz_error_sys(err, errno, "mount point %s", mountpoint);
@@ -412,6 +414,14 @@ int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
 		return mz_error_sys(err, errno, "mount point %s", S->mountpoint);
 	if (!S_ISDIR(st.st_mode))
 		return mz_error(err, ENOTDIR, "mount point %s is not a directory", S->mountpoint);
+	return 0;
+}
+
+int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
+{
+	int r = fs_mountpoint(S, mountpoint, err);
+	if (r < 0)
+		return r;
 	if (move_mount(S->mnt_fd, "", AT_FDCWD, S->mountpoint, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return mz_error_sys(err, errno, "cannot mount on %s", S->mountpoint);
 	close(S->mnt_fd);
@@ -666,8 +676,9 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	imap_init(&S->handles);
 	S->bufsize = FS_MAX_WRITE + 64 * 1024;
 	S->buf = xmalloc(S->bufsize);
-	int r = 0;
-	if (o->store) {
+	/* a bad mount point, before the tree is claimed or anything made */
+	int r = mountpoint ? fs_mountpoint(S, mountpoint, err) : 0;
+	if (r == 0 && o->store) {
 		S->store = o->store;
 		S->store_lent = true;
 	} else if (r == 0) {

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from conftest import cgroup_tag
+
 
 @pytest.fixture
 def dz(mezzo):
@@ -77,33 +79,72 @@ def test_run_sees_its_own_world(dz):
     assert int(lines[3]) <= 5, "host processes are visible: " + p.stdout
 
 
+# A bind remount changes the mount's flags only, where the mount is not
+# locked: on the domain's own /tmp it works (the control), on its root it
+# must not (the remount of the superblock itself would be refused anyway:
+# the tree's belongs to the host).
 ROOT_PROBE = ("grep ' / / ' /proc/self/mountinfo; umount -l / 2>/dev/null; echo umount=$?; "
-              "mount -o remount,dev / 2>/dev/null; echo remount=$?")
+              "mount -o remount,bind,dev / 2>&1; echo remount=$?; "
+              "mount -o remount,bind,dev /tmp; echo control=$?")
 
 
 def root_mount(out):
-    """(type, per-mount options, umount status, remount status) of ROOT_PROBE."""
-    line, um, rm = out.strip().split("\n")
-    fields = line.split()
-    opts = set(fields[5].split(","))
-    return fields[fields.index("-") + 1], opts, um, rm
+    """(type, per-mount options, the probe's other lines) of ROOT_PROBE."""
+    lines = out.strip().split("\n")
+    fields = lines[0].split()
+    return fields[fields.index("-") + 1], set(fields[5].split(",")), lines[1:]
 
 
-def test_root_is_the_tree_locked_whichever_way_it_starts(dz):
+def test_root_is_the_tree_locked_whichever_way_it_starts(dz, workdir):
     """The domain's root is its tree, nodev, its mount locked: root in the
     domain can neither unmount it nor lift nodev.  The same whether the tree
     was mounted as the domain was made (`run`: the mount made beside the
-    clone, attached afterwards) or in the ordinary order (`start`)."""
-    seen = []
-    seen.append(root_mount(dz.run("run", "--rm", "--", "/bin/sh", "-c", ROOT_PROBE).stdout))
+    clone, attached afterwards, which its trace shows) or in the ordinary
+    order (`start`)."""
+    trace = os.path.join(workdir, "trace")
+    seen = [root_mount(dz.run("run", "--rm", "--", "/bin/sh", "-c", ROOT_PROBE,
+                              env={"MEZZO_TRACE": trace}).stdout)]
+    with open(trace) as f:
+        assert "run: the tree's mount made, beside the clone" in f.read()
     dz.run("create", "rooted", "--", "/bin/sleep", "100")
     dz.run("start", "rooted")
     seen.append(root_mount(dz.run("exec", "rooted", "--", "/bin/sh", "-c", ROOT_PROBE).stdout))
     dz.run("rm", "--force", "rooted")
-    for kind, opts, um, rm in seen:
+    for kind, opts, rest in seen:
         assert kind == "fuse.mezzo"
         assert {"nodev", "noatime"} <= opts and "nosuid" not in opts, opts
-        assert um == "umount=1" and rm == "remount=1", (um, rm)
+        assert rest[0] == "umount=1", rest
+        assert "permission denied" in rest[1] and rest[2] == "remount=1", rest  # EPERM
+        assert rest[3] == "control=0", rest
+
+
+def test_a_domain_opens_as_many_files_as_its_caller(dz):
+    """The supervisor raises its own soft RLIMIT_NOFILE (its tree's server
+    keeps files open), before anything is cloned: the domain gets its
+    caller's soft limit, and the hard one, whether run or started."""
+    import resource
+    from conftest import MEZZO
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(777, hard)
+
+    def as_caller(*args):
+        p = subprocess.run([MEZZO, *args], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, MEZZO_ROOT=dz.root),
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                 (low, hard)))
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    probe = "echo $(ulimit -Sn) $(ulimit -Hn)"
+    assert as_caller("run", "--rm", "--", "/bin/sh", "-c", probe) == f"{low} {hard}\n"
+    dz.run("create", "files", "--", "/bin/sh", "-c", probe + "; exec sleep 100")
+    as_caller("start", "files")
+    for _ in range(100):
+        if dz.run("logs", "files").stdout:
+            break
+        time.sleep(0.02)
+    assert dz.run("logs", "files").stdout.split() == [str(low), str(hard)]
+    dz.run("rm", "--force", "files")
 
 
 def wait_stopped(m, name, timeout=5):
@@ -430,10 +471,11 @@ def listening(addr):
                    if len(l.split()) >= 8)
 
 
-def domain_pids(name):
-    """The processes in domain NAME's cgroup and the groups below it."""
+def domain_pids(m, name):
+    """The processes in the cgroups (v1 or v2, and below) of m's domain NAME."""
     pids = set()
-    for top in glob.glob(f"/sys/fs/cgroup/*/mezzo/{name}.*"):
+    group = f"mezzo/{name}.{cgroup_tag(m.root)}"
+    for top in glob.glob(f"/sys/fs/cgroup/*/{group}") + glob.glob(f"/sys/fs/cgroup/{group}"):
         for d, _, _ in os.walk(top):
             try:
                 with open(os.path.join(d, "cgroup.procs")) as f:
@@ -466,7 +508,7 @@ def test_stop_timeout_is_the_stops_own(dz):
     # shell has run its `trap`: a SIGTERM then would end it at once (a served
     # start is quick enough for that to happen)
     for _ in range(500):
-        if any(ignores_term(p) for p in domain_pids("deaf")):
+        if any(ignores_term(p) for p in domain_pids(dz, "deaf")):
             break
         time.sleep(0.01)
     else:
