@@ -646,12 +646,12 @@ static int wait_init(const struct mz_sup_opts *o, struct mz_domain_proc *p, stru
 	}
 }
 
+static rlim_t caller_nofile; /* the caller's soft RLIMIT_NOFILE (mz_supervise) */
+
 /* The spec of the domain record r describes (c: its command, parsed), as
  * this supervisor makes it: rooted at mp, in the cgroup named cgname, with
  * o's stdio or the console.  The caller adds the id range, and a LAN's
  * hooks and files. */
-static rlim_t caller_nofile; /* the caller's soft RLIMIT_NOFILE (mz_supervise) */
-
 static struct mz_domain_spec spec_of(const struct mz_domain_rec *r, const struct rec_cmd *c,
 				     const char *cgname, const char *mp, const char *init,
 				     const struct mz_sup_opts *o, const struct console *con)

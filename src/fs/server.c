@@ -419,6 +419,8 @@ static int fs_mountpoint(struct fs_server *S, const char *mountpoint, mz_error_t
 
 int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
 {
+	if (S->mnt_fd < 0)
+		return mz_error(err, EALREADY, "internal: the tree's mount is attached already");
 	int r = fs_mountpoint(S, mountpoint, err);
 	if (r < 0)
 		return r;
