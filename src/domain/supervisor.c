@@ -837,12 +837,9 @@ int mz_supervise(const struct mz_sup_opts *o, int *status, mz_error_t *err)
 	/* The tree's server may keep many files open: this process's soft
 	 * limit goes up to its hard one, before any thread or clone, and the
 	 * domain gets its caller's (spec_of), whichever way it starts. */
-	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-		caller_nofile = nofile.rlim_cur;
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
+	rlim_t was = raise_nofile();
+	if (was)
+		caller_nofile = was;
 	struct mz_cpulat own_lat = MZ_CPULAT_INIT;
 	struct mz_cpulat *lat = o->cpulat ? o->cpulat : &own_lat;
 	mz_cpulat_hold(lat);

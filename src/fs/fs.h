@@ -40,7 +40,10 @@ struct mz_fs_opts {
 
 /* A running server of one tree. */
 struct fs_server;
-/* Open the store, claim the tree, mount it (nothing is served yet).  With
+/* Open the store, claim the tree, mount it (nothing is served yet).  The
+ * process's limit of open files is the caller's business: a server keeps
+ * files open, and mz_fs_serve, which owns its process, raises it to the
+ * hard limit; a supervisor does before it clones anything.  With
  * mountpoint NULL, the mount is made but attached nowhere: mz_fs_attach
  * attaches it, from any thread, in that thread's mount namespace (and
  * mz_fs_stop of a server never attached just drops it). */

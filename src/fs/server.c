@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -417,18 +416,22 @@ static int fs_mountpoint(struct fs_server *S, const char *mountpoint, mz_error_t
 	return 0;
 }
 
-int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
+/* The mount made, onto S->mountpoint (checked already). */
+static int fs_move(struct fs_server *S, mz_error_t *err)
 {
-	if (S->mnt_fd < 0)
-		return mz_error(err, EALREADY, "internal: the tree's mount is attached already");
-	int r = fs_mountpoint(S, mountpoint, err);
-	if (r < 0)
-		return r;
 	if (move_mount(S->mnt_fd, "", AT_FDCWD, S->mountpoint, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return mz_error_sys(err, errno, "cannot mount on %s", S->mountpoint);
 	close(S->mnt_fd);
 	S->mnt_fd = -1;
 	return 0;
+}
+
+int mz_fs_attach(struct fs_server *S, const char *mountpoint, mz_error_t *err)
+{
+	if (S->mnt_fd < 0)
+		return mz_error(err, EALREADY, "internal: the tree's mount is attached already");
+	int r = fs_mountpoint(S, mountpoint, err);
+	return r < 0 ? r : fs_move(S, err);
 }
 
 static void ready(struct fs_server *S, const char *msg)
@@ -652,15 +655,6 @@ static void free_handle(int64_t key UNUSED, void *val, void *arg UNUSED)
 }
 
 /* Programs in a tree may hold many files open, each an fd here. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, struct fs_server **out, mz_error_t *err)
 {
@@ -673,7 +667,6 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 	S->next_fh = 1;
 	S->opts = *o;
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
 	imap_init(&S->nodes);
 	imap_init(&S->handles);
 	S->bufsize = FS_MAX_WRITE + 64 * 1024;
@@ -706,8 +699,8 @@ int mz_fs_start(const char *store_root, mz_lid layer, const char *mountpoint,
 		S->uring_want = fs_uring_wanted(S);
 	if (r == 0)
 		r = fs_mount_make(S, err);
-	if (r == 0 && mountpoint)
-		r = mz_fs_attach(S, mountpoint, err);
+	if (r == 0 && mountpoint) /* (its mount point checked above) */
+		r = fs_move(S, err);
 	if (r < 0) {
 		cleanup_free char *msg = xasprintf("error: %s\n", (err && *err) ? (*err)->msg : "");
 		ready(S, msg);
@@ -822,6 +815,7 @@ int mz_fs_serve(const char *store_root, mz_lid layer, const char *mountpoint,
 		const struct mz_fs_opts *o, mz_error_t *err)
 {
 	struct fs_server *S;
+	raise_nofile(); /* the process is the server's: its limit may go up */
 	int r = mz_fs_start(store_root, layer, mountpoint, o, &S, err);
 	if (r < 0)
 		return r;

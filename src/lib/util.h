@@ -56,6 +56,10 @@ int write_all(int fd, const void *buf, size_t n);
 /* Nanoseconds on CLOCK_REALTIME / CLOCK_MONOTONIC. */
 int64_t now_ns(void);
 int64_t mono_ns(void);
+/* The process's soft limit of open files raised to its hard one (servers
+ * keep many open); returns the soft limit it had, 0 if it was the hard one
+ * already (or unreadable). */
+unsigned long raise_nofile(void);
 
 /* mkdir -p with mode; returns 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);

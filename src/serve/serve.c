@@ -369,11 +369,7 @@ int mz_serve(const struct mz_serve_opts *o, struct mz_serve_job *job, mz_error_t
 	if (stat(path, &bound) < 0)
 		return mz_error_sys(err, errno, "cannot stat %s", path);
 	/* One fd per running worker: as many as the hard limit allows. */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	raise_nofile();
 	if (o->detach) {
 		pid_t pid = fork();
 		if (pid < 0)
